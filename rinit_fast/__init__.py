@@ -1,0 +1,15 @@
+"""rinit_fast: a compiled-kernel engine for the science of weight initialisation.
+
+Public API (BRIEF §3): ``sample``, ``schemes``, ``gain``, ``scheme_std``, ``spectral_radius``,
+``spectral_norm``, ``unroll``, ``propagate``, ``theory``, ``rng``; see docs/api.md.
+"""
+from __future__ import annotations
+
+from . import rng, theory
+from .sampling import sample
+from .schemes import gain, scheme_law, scheme_mean, scheme_std, schemes
+
+__version__ = "0.1.0"
+
+__all__ = ["sample", "schemes", "gain", "scheme_std", "scheme_mean", "scheme_law", "rng", "theory",
+           "__version__"]

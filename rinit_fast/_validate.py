@@ -1,0 +1,181 @@
+"""Every input check of the public API and its message, in one place.
+
+Each check raises ``ValueError`` or ``TypeError`` naming the parameter and the fix, and runs before any
+kernel does.
+"""
+from __future__ import annotations
+
+import numbers
+import operator
+
+import numpy as np
+
+MAX_SEED = 2 ** 64
+MAX_INDEX = 2 ** 32
+MAX_SUB = 2 ** 24
+
+
+def integer(x, name):
+    """An exact Python int from an int-like (int, numpy integer); rejects bool, float, str."""
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (numbers.Integral, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {type(x).__name__} {x!r}")
+    return operator.index(x)
+
+
+def nonneg_int(x, name):
+    v = integer(x, name)
+    if v < 0:
+        raise ValueError(f"{name} must be >= 0, got {v}")
+    return v
+
+
+def positive_int(x, name):
+    v = integer(x, name)
+    if v < 1:
+        raise ValueError(f"{name} must be >= 1, got {v}")
+    return v
+
+
+def seed(x):
+    v = integer(x, "seed")
+    if not 0 <= v < MAX_SEED:
+        raise ValueError(f"seed must be in [0, 2**64), got {v}; the seed is the 64-bit Philox key")
+    return v
+
+
+def shape2d(shape):
+    """``n`` -> (n, n); (fan_out, fan_in) -> itself.  Positive integers only."""
+    if isinstance(shape, (numbers.Integral, np.integer)) and not isinstance(shape, (bool, np.bool_)):
+        n = positive_int(shape, "shape")
+        return n, n
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise TypeError(f"shape must be an int n or a tuple (fan_out, fan_in), got {shape!r}") from None
+    if len(dims) != 2:
+        raise ValueError(f"shape must be n or (fan_out, fan_in): 1 or 2 dimensions, got {len(dims)} "
+                         f"({dims!r}); for a batch use batch=...")
+    return positive_int(dims[0], "shape[0] (fan_out)"), positive_int(dims[1], "shape[1] (fan_in)")
+
+
+_REAL = {"float32": np.float32, "float64": np.float64}
+_COMPLEX = {"complex64": np.complex64, "complex128": np.complex128}
+_COMPLEX_OF = {np.float32: np.complex64, np.float64: np.complex128}
+
+
+def _dtype_name(dtype):
+    try:
+        return np.dtype(dtype).name
+    except TypeError:
+        return str(dtype)
+
+
+def real_dtype(dtype, name="dtype"):
+    nm = _dtype_name(dtype)
+    if nm not in _REAL:
+        raise TypeError(f"{name} must be float32 or float64, got {dtype!r}")
+    return np.dtype(_REAL[nm])
+
+
+def sample_dtype(dtype, is_complex, scheme):
+    """The output dtype of a scheme: float32/float64, or complex64/complex128 for complex schemes
+    (for which "float32"/"float64" mean complex64/complex128)."""
+    nm = _dtype_name(dtype)
+    if is_complex:
+        if nm in _REAL:
+            return np.dtype(_COMPLEX_OF[_REAL[nm]])
+        if nm in _COMPLEX:
+            return np.dtype(_COMPLEX[nm])
+        raise TypeError(f"scheme {scheme!r} produces complex64 or complex128 (dtype 'float32', "
+                        f"'float64', 'complex64' or 'complex128'), got {dtype!r}")
+    if nm in _REAL:
+        return np.dtype(_REAL[nm])
+    if nm in _COMPLEX:
+        raise TypeError(f"scheme {scheme!r} is real and cannot produce {nm}; use dtype='float32' or "
+                        f"'float64', or the complex scheme 'complex_glorot'")
+    raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+
+
+def stream_range(index, n_index, sub=0, n_sub=1):
+    """Indices index..index+n_index-1 < 2**32 and sub-indices sub..sub+n_sub-1 < 2**24."""
+    index = nonneg_int(index, "start")
+    n_index = nonneg_int(n_index, "batch")
+    if index + n_index > MAX_INDEX:
+        raise ValueError(f"start + batch must be <= 2**32 (the stream has 2**32 matrices per seed and "
+                         f"purpose), got start={index}, batch={n_index}; use another seed for more")
+    sub = nonneg_int(sub, "sub")
+    n_sub = nonneg_int(n_sub, "n_sub")
+    if sub + n_sub > MAX_SUB:
+        raise ValueError(f"sub-indices (layers, realisations, vectors) must be < 2**24, got "
+                         f"{sub}..{sub + n_sub - 1}")
+    return index, n_index, sub, n_sub
+
+
+def memory(nbytes, what, backend="cpu", margin=0.9):
+    """Refuse, before allocating, a request larger than the memory available now."""
+    from ._backend import available_memory
+    avail = available_memory(backend)
+    if nbytes > margin * avail:
+        where = "GPU" if backend == "cuda" else "host"
+        raise MemoryError(f"{what} needs {nbytes / 2**30:.2f} GiB but only {avail / 2**30:.2f} GiB of "
+                          f"{where} memory is available; ask for a smaller batch and loop over start=...")
+
+
+def out_array(out, shape, dtype, backend):
+    """A writable, C-contiguous NumPy/CuPy view of a caller's buffer (no copy), or a clear error.
+
+    Accepts NumPy/CuPy arrays and foreign buffers through DLPack, ``__cuda_array_interface__``,
+    ``__array_interface__`` or the buffer protocol (e.g. a torch tensor on the matching device).
+    """
+    from . import _backend
+    if backend == "cpu":
+        if _backend.is_cupy(out) or hasattr(out, "__cuda_array_interface__"):
+            raise ValueError('out is a GPU buffer but backend="cpu"; pass a host array, or use '
+                             'backend="cuda"')
+        arr = out
+        if not isinstance(arr, np.ndarray):
+            dev = getattr(out, "__dlpack_device__", None)
+            if dev is not None and dev()[0] != 1:  # kDLCPU == 1
+                raise ValueError(f'out lives on DLPack device {dev()} but backend="cpu"; pass a host '
+                                 f'buffer or use backend="cuda"')
+            try:
+                arr = np.from_dlpack(out) if dev is not None else np.asarray(out)
+            except Exception as exc:
+                raise TypeError(f"out must be an array-like buffer (NumPy, DLPack, buffer protocol), "
+                                f"got {type(out).__name__}: {exc}") from exc
+    else:
+        cp = _backend.xp("cuda")
+        if isinstance(out, np.ndarray):
+            raise ValueError('out is a host (NumPy) array but backend="cuda"; pass a CuPy array or a '
+                             'GPU tensor, or use backend="cpu"')
+        arr = out
+        if not isinstance(arr, cp.ndarray):
+            try:
+                if hasattr(out, "__cuda_array_interface__"):
+                    arr = cp.asarray(out)
+                elif hasattr(out, "__dlpack__"):
+                    arr = cp.from_dlpack(out)
+                else:
+                    raise TypeError("no __cuda_array_interface__ or __dlpack__")
+            except Exception as exc:
+                raise ValueError(f'out must be a GPU buffer on the current device for backend="cuda", '
+                                 f'got {type(out).__name__}: {exc}') from exc
+        if arr.device.id != cp.cuda.Device().id:
+            raise ValueError(f"out is on GPU {arr.device.id} but the current device is "
+                             f"{cp.cuda.Device().id}; use `with cupy.cuda.Device({arr.device.id}):`")
+    if tuple(arr.shape) != tuple(shape):
+        raise ValueError(f"out has shape {tuple(arr.shape)}, expected {tuple(shape)}")
+    if arr.dtype != dtype:
+        raise TypeError(f"out has dtype {arr.dtype}, expected {np.dtype(dtype).name}")
+    if not arr.flags.c_contiguous:
+        raise ValueError("out must be C-contiguous; pass a contiguous buffer (e.g. .contiguous() / "
+                         "np.ascontiguousarray) and copy it back yourself")
+    if backend == "cpu" and not arr.flags.writeable:
+        raise ValueError("out is read-only; pass a writable buffer")
+    return arr
+
+
+def finite(a, name):
+    xp = np if isinstance(a, np.ndarray) else __import__("cupy")
+    if not bool(xp.isfinite(a).all()):
+        raise ValueError(f"{name} contains NaN or infinite entries; every entry must be finite")

@@ -1,0 +1,145 @@
+"""The random stream contract (docs/rng.md is its prose twin; change both together, with a version bump).
+
+Generator: Philox4x32-10 exactly as in Random123 (Salmon et al., SC'11).
+
+Key (64 bits) = the seed: ``k0 = seed & 0xFFFFFFFF``, ``k1 = seed >> 32``.
+
+Counter (128 bits), four 32-bit words:
+
+====  =====================================================================================
+c0    block position, low 32 bits
+c1    block position, high 32 bits (positions < 2**48; bits 48..63 count truncated-normal redraws)
+c2    index: the matrix (weights, start vectors, unroll inputs/states) or the network (propagate)
+c3    purpose (bits 24..31)  |  sub-index (bits 0..23): layer, realisation or start vector
+====  =====================================================================================
+
+Each counter yields four 32-bit words.  Value ``i`` of a stream (fixed seed, index, purpose, sub):
+
+* float32 uniform:  block ``i >> 2``, word ``i & 3``;  ``u = (w >> 8) * 2**-24`` in [0, 1).
+* float64 uniform:  block ``i >> 1``, words (0, 1) or (2, 3);  53 bits, ``u = k * 2**-53``.
+* float32 normal:   block ``i >> 2``; Box–Muller on words (0, 1) gives values 4b, 4b+1 (r cos, r sin),
+  on words (2, 3) values 4b+2, 4b+3.
+* float64 normal:   block ``i >> 1``; Box–Muller on the 53-bit pair from words (0, 1) and (2, 3) gives
+  values 2b (r cos) and 2b+1 (r sin).
+
+Box–Muller uses ``r = sqrt(-2 log u1)`` with ``u1`` in (0, 1] and the angle ``2 pi u2`` reduced to an
+octant exactly in integers; log, sin and cos are fixed polynomials (kernels/cpu/philox.py,
+kernels/cuda/philox.cuh) evaluated without fused multiply-add, so CPU and GPU agree bit for bit.
+
+Limits: 2**32 indices (``start + batch <= 2**32``), 2**24 sub-indices, 256 purposes, 2**48 blocks per
+stream (2**50 float32 values per matrix: any matrix that fits in memory).
+"""
+from __future__ import annotations
+
+import enum
+
+import numpy as np
+
+from . import _backend, _validate
+
+STREAM_VERSION = 1
+"""Bumped whenever any value of any stream changes."""
+
+MAX_INDEX = 2 ** 32
+MAX_SUB = 2 ** 24
+MAX_SEED = 2 ** 64
+
+
+class Purpose(enum.IntEnum):
+    """Purposes of the stream: each has its own counters, so no two ever share a block."""
+
+    WEIGHTS = 0        # weight matrices: c2 = matrix (or network), sub = layer (0 for rf.sample)
+    INPUTS = 1         # unroll inputs x_t: c2 = matrix, sub = realisation, value t*d + k
+    START = 2          # spectral start vectors: c2 = matrix, sub = vector
+    H0 = 3             # unroll initial states: c2 = matrix, sub = realisation
+    V0 = 4             # unroll tangent start vectors: c2 = matrix, sub = realisation
+    PROP_INPUT = 5     # propagate inputs x_0: c2 = network, sub = sample
+    PROP_GRAD = 6      # propagate output gradients: c2 = network, sub = sample
+    USER = 255         # free for users' own draws (never used by the engine)
+
+
+def key_words(seed):
+    """The Philox key (k0, k1) of a seed, as numpy.uint64 scalars (each < 2**32)."""
+    seed = _validate.seed(seed)
+    return np.uint64(seed & 0xFFFFFFFF), np.uint64(seed >> 32)
+
+
+def counter_word3(purpose, sub=0):
+    """The counter word c3 = purpose << 24 | sub."""
+    purpose = Purpose(purpose)
+    if not 0 <= sub < MAX_SUB:
+        raise ValueError(f"sub-index must be in [0, 2**24), got {sub}")
+    return np.uint64((int(purpose) << 24) | int(sub))
+
+
+def philox4x32(counter, key):
+    """The Philox4x32-10 block function, vectorised over uint32 arrays.
+
+    ``counter``: (..., 4) uint32, ``key``: (..., 2) uint32 (broadcast against each other).  Returns the
+    (..., 4) uint32 output words.  NumPy arrays run on the CPU, CuPy arrays on the GPU.  Reproduces
+    the known answers published with Random123 (tests/test_rng.py).
+    """
+    xp = _backend.array_module(counter)
+    counter = xp.asarray(counter)
+    key = xp.asarray(key)
+    for name, a, w in (("counter", counter, 4), ("key", key, 2)):
+        if a.dtype != xp.uint32:
+            raise TypeError(f"philox4x32: {name} must be a uint32 array, got dtype {a.dtype}; "
+                            f"convert with .astype('uint32') after checking the values fit")
+        if a.ndim == 0 or a.shape[-1] != w:
+            raise ValueError(f"philox4x32: {name} must have {w} words in its last axis, got shape "
+                             f"{tuple(a.shape)}")
+    shape = np.broadcast_shapes(counter.shape[:-1], key.shape[:-1])
+    ctr = xp.ascontiguousarray(xp.broadcast_to(counter, shape + (4,)).reshape(-1, 4))
+    k = xp.ascontiguousarray(xp.broadcast_to(key, shape + (2,)).reshape(-1, 2))
+    out = xp.empty_like(ctr)
+    if xp is np:
+        from .kernels.cpu import philox as cpu
+        cpu.philox4x32_blocks(ctr, k, out)
+    else:
+        from .kernels.cuda import loader
+        loader.philox4x32_blocks(ctr, k, out)
+    return out.reshape(shape + (4,))
+
+
+def _fill(kind, out3, seed, index, purpose, sub, mul=1.0, add=0.0, scale=1.0):
+    """Fill ``out3`` (A, S, N), C-contiguous, float32/float64: row (a, s) = stream (index + a, sub + s)."""
+    k0, k1 = key_words(seed)
+    c2 = np.uint64(index)
+    c3 = counter_word3(purpose, sub)
+    dt = out3.dtype.type
+    xp = _backend.array_module(out3)
+    if xp is np:
+        from .kernels.cpu import sampling as kern
+    else:
+        from .kernels.cuda import loader as kern
+    f32 = out3.dtype == np.float32
+    if kind == "normal":
+        (kern.normal_f32 if f32 else kern.normal_f64)(out3, k0, k1, c2, c3, dt(scale))
+    else:
+        fn = kern.uniform_f32_fill if f32 else kern.uniform_f64_fill
+        fn(out3, k0, k1, c2, c3, dt(mul), dt(add), dt(scale))
+    return out3
+
+
+def _stream(kind, seed, purpose, index, count, n_index, sub, n_sub, dtype, backend):
+    dtype = _validate.real_dtype(dtype, "dtype")
+    _validate.stream_range(index, n_index, sub, n_sub)
+    count = _validate.positive_int(count, "count")
+    xp = _backend.xp(backend)
+    out = xp.empty((n_index, n_sub, count), dtype=dtype)
+    return _fill(kind, out, seed, index, purpose, sub)
+
+
+def normals(seed, purpose, index=0, count=1, *, n_index=1, sub=0, n_sub=1, dtype="float64",
+            backend="cpu"):
+    """Values 0..count-1 of the N(0, 1) streams (index + a, sub + s) of ``purpose``: shape
+    (n_index, n_sub, count).  Exactly the numbers the engine's kernels draw for that purpose."""
+    return _stream("normal", seed, purpose, index, count, n_index, sub, n_sub, dtype, backend)
+
+
+def uniforms(seed, purpose, index=0, count=1, *, n_index=1, sub=0, n_sub=1, dtype="float64",
+             backend="cpu"):
+    """Values 0..count-1 of the U[0, 1) streams (index + a, sub + s) of ``purpose``: shape
+    (n_index, n_sub, count)."""
+    return _stream("uniform", seed, purpose, index, count, n_index, sub, n_sub, dtype, backend)

@@ -1,0 +1,128 @@
+"""``rf.sample``: validate, plan, and call the backend's sampling kernel."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _backend, _validate, schemes
+from .rng import Purpose, _fill, key_words, counter_word3
+
+ORTHO_CHUNK = 32  # matrices per QR batch (bounds the float64 workspace)
+
+
+def sample(scheme, shape, *, batch=None, seed=0, start=0, dtype="float32", backend="cpu", gain=1.0,
+           out=None, layer=0, **params):
+    """Sample weight matrices of an initialisation scheme from the counter-based stream.
+
+    Parameters
+    ----------
+    scheme : str
+        A name from ``rf.schemes()`` (or an alias such as ``"xavier_uniform"``).
+    shape : int or (fan_out, fan_in)
+        ``n`` means n×n.  PyTorch layout: ``y = W x``.
+    batch : int or None
+        Number of matrices; the result is ``(batch, *shape)``, or ``shape`` when None.
+    seed : int in [0, 2**64)
+        The Philox key.
+    start : int
+        Matrix ``j`` of the result is matrix ``start + j`` of the stream for ``seed``, on every
+        backend and whatever the batch size.
+    dtype : "float32" or "float64"
+        For ``complex_glorot`` these mean complex64/complex128 (which are accepted too).
+    backend : "cpu" (NumPy result) or "cuda" (CuPy result).
+    gain : float
+        Multiplies the standard deviation (or bound, or constant) of the scheme.
+    out : array, optional
+        A C-contiguous buffer of the result's shape and dtype on the backend's device (NumPy, CuPy, or
+        a foreign tensor through DLPack / ``__cuda_array_interface__``), filled in place.
+    layer : int
+        Sub-index of the weights stream (layer ``l`` of network ``start + j`` in ``rf.propagate``).
+    **params
+        Scheme parameters (``std``, ``a``, ``value``, ``mode``, ``scale``, ``distribution``, ``c``,
+        ``p``, ``s``); see ``docs/api.md``.
+    """
+    name = schemes.canonical(scheme)
+    fan_out, fan_in = _validate.shape2d(shape)
+    nb = 1 if batch is None else _validate.nonneg_int(batch, "batch")
+    seed = _validate.seed(seed)
+    start, nb, layer, _ = _validate.stream_range(start, nb, layer, 1)
+    backend = _backend.check(backend)
+    draw = schemes.resolve(name, fan_out, fan_in, gain, **params)
+    odt = _validate.sample_dtype(dtype, draw.complex, name)
+    full_shape = (fan_out, fan_in) if batch is None else (nb, fan_out, fan_in)
+    if out is None:
+        nbytes = nb * fan_out * fan_in * odt.itemsize
+        if draw.family == "orthogonal":  # float64 Gaussian chunk, Q and LAPACK workspace
+            nbytes += 3 * min(nb, ORTHO_CHUNK) * fan_out * fan_in * 8
+        _validate.memory(nbytes, f"sample({name!r}, {full_shape})", backend)
+        arr = _backend.xp(backend).empty(full_shape, dtype=odt)
+    else:
+        arr = _validate.out_array(out, full_shape, odt, backend)
+    if nb == 0:
+        return out if out is not None else arr
+    _draw_into(arr.reshape(nb, fan_out, fan_in), draw, seed, start, layer, backend)
+    return out if out is not None else arr
+
+
+def _draw_into(a3, draw, seed, start, layer, backend):
+    """Fill a3 (batch, fan_out, fan_in), C-contiguous, with the draw."""
+    nb, fo, fi = a3.shape
+    real = a3.view(a3.real.dtype) if draw.complex else a3
+    flat = real.reshape(nb, 1, -1)
+    f = draw.family
+    if f == "constant":
+        a3.fill(draw.scale)
+    elif f == "normal":
+        _fill("normal", flat, seed, start, Purpose.WEIGHTS, layer, scale=draw.scale)
+    elif f == "uniform01":
+        _fill("uniform", flat, seed, start, Purpose.WEIGHTS, layer, 1.0, 0.0, draw.scale)
+    elif f == "uniform":
+        _fill("uniform", flat, seed, start, Purpose.WEIGHTS, layer, 2.0, -1.0, draw.scale)
+    elif f == "truncated":
+        _fill("normal", flat, seed, start, Purpose.WEIGHTS, layer, scale=1.0)
+        _truncate(flat, seed, start, layer, draw.scale, backend)
+    elif f == "orthogonal":
+        _orthogonal(a3, seed, start, layer, draw.scale, backend)
+    else:  # pragma: no cover - the scheme table only produces the families above
+        raise AssertionError(f)
+
+
+def _truncate(flat, seed, start, layer, scale, backend):
+    k0, k1 = key_words(seed)
+    c3 = counter_word3(Purpose.WEIGHTS, layer)
+    dt = flat.dtype.type
+    if backend == "cpu":
+        from .kernels.cpu import sampling as kern
+    else:
+        from .kernels.cuda import loader as kern
+    fn = kern.truncate_f32 if flat.dtype == np.float32 else kern.truncate_f64
+    fn(flat, k0, k1, np.uint64(start), c3, dt(2.0), dt(scale))
+
+
+def _orthogonal(a3, seed, start, layer, gain, backend):
+    """Q·sign(diag R) of the stream's Gaussian matrices (Mezzadri 2007), QR in float64.
+
+    Tall or square (fan_out >= fan_in): QR of G; wide: QR of G.T, transposed back (as PyTorch does),
+    so rows are orthonormal.  The Gaussian matrix is exactly ``sample("normal", ...)`` of the same
+    dtype, upcast to float64.
+    """
+    nb, fo, fi = a3.shape
+    xp = _backend.xp(backend)
+    for j0 in range(0, nb, ORTHO_CHUNK):
+        j1 = min(nb, j0 + ORTHO_CHUNK)
+        g = a3[j0:j1]
+        _fill("normal", g.reshape(j1 - j0, 1, -1), seed, start + j0, Purpose.WEIGHTS, layer, scale=1.0)
+        g64 = g.astype(np.float64)
+        if fo < fi:
+            g64 = xp.ascontiguousarray(g64.transpose(0, 2, 1))
+        if backend == "cpu":
+            from .kernels.cpu import sampling as kern
+            q = np.empty_like(g64)
+            kern.qr_haar(g64, q)
+        else:
+            from .kernels.cuda import loader
+            q = loader.qr_haar(g64)
+        if fo < fi:
+            q = q.transpose(0, 2, 1)
+        if gain != 1.0:
+            q *= gain
+        g[...] = q
