@@ -1,7 +1,4 @@
-import os
-
 import pytest
-
 
 
 def _cuda_ok():
