@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from . import rng, theory
 from .sampling import sample
-from .schemes import gain, scheme_law, scheme_mean, scheme_std, schemes
+from .scheme_table import gain, scheme_law, scheme_mean, scheme_std, schemes
 
 __version__ = "0.1.0"
 

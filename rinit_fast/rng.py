@@ -90,8 +90,8 @@ def philox4x32(counter, key):
             raise ValueError(f"philox4x32: {name} must have {w} words in its last axis, got shape "
                              f"{tuple(a.shape)}")
     shape = np.broadcast_shapes(counter.shape[:-1], key.shape[:-1])
-    ctr = xp.ascontiguousarray(xp.broadcast_to(counter, shape + (4,)).reshape(-1, 4))
-    k = xp.ascontiguousarray(xp.broadcast_to(key, shape + (2,)).reshape(-1, 2))
+    ctr = xp.broadcast_to(counter, shape + (4,)).reshape(-1, 4).copy()  # writable, C order
+    k = xp.broadcast_to(key, shape + (2,)).reshape(-1, 2).copy()
     out = xp.empty_like(ctr)
     if xp is np:
         from .kernels.cpu import philox as cpu

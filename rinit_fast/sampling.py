@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _backend, _validate, schemes
+from . import _backend, _validate, scheme_table as schemes
 from .rng import Purpose, _fill, key_words, counter_word3
 
 ORTHO_CHUNK = 32  # matrices per QR batch (bounds the float64 workspace)

@@ -40,7 +40,7 @@ class Draw:
     """What the kernels produce for one scheme, shape and parameter set."""
 
     family: str
-    scale: float
+    scale: float          # bound, std or value the kernels apply; for complex draws, per part
     complex: bool = False
     entry_std: float | None = None  # when the std is not a function of scale alone (orthogonal)
 
@@ -58,7 +58,7 @@ class Draw:
             return s * TRUNC_STD
         if f == "constant":
             return 0.0
-        return s  # normal
+        return s * math.sqrt(2.0) if self.complex else s  # normal
 
     @property
     def mean(self):
@@ -161,7 +161,7 @@ def _orthogonal(fo, fi, g, p):
 _register("orthogonal", "Haar (semi-)orthogonal: Q·sign(diag R) of a Gaussian matrix (Mezzadri 2007)",
           _orthogonal)
 _register("complex_glorot", "complex Ginibre: real and imaginary parts each N(0, 1/(fan_in+fan_out))",
-          lambda fo, fi, g, p: Draw("normal", g * math.sqrt(_glorot_var(fo, fi)), complex=True),
+          lambda fo, fi, g, p: Draw("normal", g * math.sqrt(_glorot_var(fo, fi) / 2.0), complex=True),
           complex=True)
 _register("half_glorot", "N(0, 1/(fan_in+fan_out)), i.e. N(0, 1/(2n)) when square (001_*.txt)",
           _normal(lambda fo, fi, p: 1.0 / (fo + fi)))
@@ -264,7 +264,7 @@ def scheme_law(scheme, shape, gain=1.0, **params):
     if d.family == "uniform":
         return stats.uniform(loc=-abs(s), scale=2.0 * abs(s))
     if d.family == "normal":
-        return stats.norm(scale=abs(s) / math.sqrt(2.0) if d.complex else abs(s))
+        return stats.norm(scale=abs(s))  # per part for complex draws
     if d.family == "truncated":
         return stats.truncnorm(-2.0, 2.0, scale=abs(s))
     return None
