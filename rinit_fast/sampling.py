@@ -115,9 +115,8 @@ def _orthogonal(a3, seed, start, layer, gain, backend):
         if fo < fi:
             g64 = xp.ascontiguousarray(g64.transpose(0, 2, 1))
         if backend == "cpu":
-            from .kernels.cpu import sampling as kern
             q = np.empty_like(g64)
-            kern.qr_haar(g64, q)
+            _qr_haar_cpu(g64, q)
         else:
             from .kernels.cuda import loader
             q = loader.qr_haar(g64)
@@ -126,3 +125,15 @@ def _orthogonal(a3, seed, start, layer, gain, backend):
         if gain != 1.0:
             q *= gain
         g[...] = q
+
+
+def _qr_haar_cpu(g64, q):
+    """One LAPACK QR per matrix, matrices spread over Numba's threads, each LAPACK call single-threaded:
+    nesting OpenBLAS threads inside the parallel loop oversubscribes the cores (measured 44 ms/matrix at
+    500x500 instead of about 7; bench/NOTES.md)."""
+    import scipy.linalg.cython_lapack  # noqa: F401  (load the LAPACK Numba calls, so its pool is limited)
+    from threadpoolctl import threadpool_limits
+
+    from .kernels.cpu import sampling as kern
+    with threadpool_limits(limits=1, user_api="blas"):
+        kern.qr_haar(g64, q)
