@@ -127,13 +127,18 @@ def _orthogonal(a3, seed, start, layer, gain, backend):
         g[...] = q
 
 
+_BLAS = None
+
+
 def _qr_haar_cpu(g64, q):
     """One LAPACK QR per matrix, matrices spread over Numba's threads, each LAPACK call single-threaded:
     nesting OpenBLAS threads inside the parallel loop oversubscribes the cores (measured 44 ms/matrix at
     500x500 instead of about 7; bench/NOTES.md)."""
-    import scipy.linalg.cython_lapack  # noqa: F401  (load the LAPACK Numba calls, so its pool is limited)
-    from threadpoolctl import threadpool_limits
-
+    global _BLAS
+    if _BLAS is None:  # scan the loaded BLAS libraries once (the scan costs about a millisecond)
+        import scipy.linalg.cython_lapack  # noqa: F401  (the LAPACK that Numba's qr calls)
+        from threadpoolctl import ThreadpoolController
+        _BLAS = ThreadpoolController()
     from .kernels.cpu import sampling as kern
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _BLAS.limit(limits=1, user_api="blas"):
         kern.qr_haar(g64, q)
