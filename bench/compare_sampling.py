@@ -52,7 +52,10 @@ def main(argv=None):
     ap.add_argument("--values", type=lambda s: int(eval(s, {})), default=2 ** 25)
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--ortho-batch", type=int, default=16)
+    ap.add_argument("--quick", action="store_true", help="2**22 values, 3 repeats, 4 orthogonal matrices")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.values, args.repeat, args.ortho_batch = 2 ** 22, 3, 4
     N, R = args.values, args.repeat
     try:
         import torch
