@@ -8,8 +8,10 @@ from __future__ import annotations
 from . import rng, theory
 from .sampling import sample
 from .scheme_table import gain, scheme_law, scheme_mean, scheme_std, schemes
+from .calibrate import calibrate
+from .studies import load_study, run_study
 
 __version__ = "0.1.0"
 
 __all__ = ["sample", "schemes", "gain", "scheme_std", "scheme_mean", "scheme_law", "rng", "theory",
-           "__version__"]
+           "calibrate", "run_study", "load_study", "__version__"]

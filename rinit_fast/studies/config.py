@@ -214,9 +214,10 @@ def normalize(raw):
             except (ValueError, TypeError) as exc:
                 raise ConfigError(f"scheme {s['label']!r} at width {n}: {exc}") from None
     _validate.stream_range(0, cfg["samples"])
-    cfg["radius"] = _spectral(raw["radius"], "radius") if "radius" in raw else None
-    cfg["norm"] = _spectral(raw["norm"], "norm") if "norm" in raw else None
-    cfg["unroll"] = _unroll(raw["unroll"]) if "unroll" in raw else None
+    # (None is the normalised form of an absent table)
+    cfg["radius"] = _spectral(raw["radius"], "radius") if raw.get("radius") is not None else None
+    cfg["norm"] = _spectral(raw["norm"], "norm") if raw.get("norm") is not None else None
+    cfg["unroll"] = _unroll(raw["unroll"]) if raw.get("unroll") is not None else None
     if not any(cfg[m] for m in MEASURES):
         raise ConfigError("nothing to measure: add at least one of the tables [radius], [norm], "
                           "[unroll]")

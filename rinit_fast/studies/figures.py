@@ -1,0 +1,97 @@
+"""Figures of the reproduce report (matplotlib, Agg backend, imported lazily: only studies/ and cli.py
+import matplotlib)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def radius_histograms(path, panels, widths, schemes):
+    """A grid (rows: widths, columns: schemes) of histograms of rho with the asymptotic law's density.
+
+    ``panels[(scheme, width)] = (radii, law or None)``; law a frozen scipy distribution."""
+    plt = _plt()
+    fig, axes = plt.subplots(len(widths), len(schemes), figsize=(3.2 * len(schemes), 2.6 * len(widths)),
+                             squeeze=False)
+    for i, n in enumerate(widths):
+        for j, s in enumerate(schemes):
+            ax = axes[i][j]
+            if (s, n) not in panels:
+                ax.axis("off")
+                continue
+            r, law = panels[(s, n)]
+            r = np.asarray(r)
+            lo, hi = float(r.min()), float(r.max())
+            if law is not None:
+                lo, hi = min(lo, float(law.ppf(0.005))), max(hi, float(law.ppf(0.995)))
+            if hi - lo < 1e-6:
+                lo, hi = lo - 0.01, hi + 0.01
+            ax.hist(r, bins=30 if r.size >= 100 else 12, range=(lo, hi), density=True, color="C0",
+                    alpha=0.6, label=f"Monte Carlo ({r.size})")
+            if law is not None:
+                x = np.linspace(lo, hi, 300)
+                ax.plot(x, law.pdf(x), "C3-", lw=1.5, label="asymptotic law")
+            ax.axvline(1.0, color="k", lw=0.8, ls="--")
+            ax.set_title(f"{s}, n={n}", fontsize=9)
+            ax.tick_params(labelsize=7)
+            if i == len(widths) - 1:
+                ax.set_xlabel("spectral radius ρ", fontsize=8)
+            if i == 0 and j == 0:
+                ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def curves(path, t, series, title, ylabel):
+    """Mean and 10–90% band over matrices × realisations of log10 norms against t, one line per scheme.
+
+    ``series[label] = array (..., len(t))`` of natural-log norms."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for k, (label, a) in enumerate(series.items()):
+        a = np.asarray(a).reshape(-1, len(t)) / math.log(10.0)
+        a = np.where(np.isfinite(a), a, np.nan)
+        m = np.nanmean(a, axis=0)
+        lo, hi = np.nanquantile(a, 0.1, axis=0), np.nanquantile(a, 0.9, axis=0)
+        ax.plot(t, m, color=f"C{k}", lw=1.5, label=label)
+        ax.fill_between(t, lo, hi, color=f"C{k}", alpha=0.15)
+    ax.set_xlabel("t")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.axhline(0.0, color="k", lw=0.6, ls=":")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def propagation(path, profiles):
+    """Variance profiles against depth: ``profiles[label] = (preact_var, grad_var, mf_preact, mf_grad)``
+    (mean-field arrays may be None); two panels, log scale."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for k, (label, (pv, gv, mpv, mgv)) in enumerate(profiles.items()):
+        layers = np.arange(1, len(pv) + 1)
+        axes[0].semilogy(layers, pv, color=f"C{k}", lw=1.5, label=label)
+        axes[1].semilogy(layers, gv, color=f"C{k}", lw=1.5, label=label)
+        if mpv is not None:
+            axes[0].semilogy(layers, mpv, color=f"C{k}", lw=0.8, ls="--")
+        if mgv is not None:
+            axes[1].semilogy(layers, mgv, color=f"C{k}", lw=0.8, ls="--")
+    axes[0].set_title("pre-activation variance (dashed: mean field)", fontsize=10)
+    axes[1].set_title("back-propagated gradient variance (dashed: mean field)", fontsize=10)
+    for ax in axes:
+        ax.set_xlabel("layer")
+    axes[0].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

@@ -1,0 +1,332 @@
+"""``rinit-fast reproduce``: the core findings of 001_*.txt (and the depth arguments of 002/003) on the
+CPU in a few minutes, written to a report directory.
+
+Layout of the report::
+
+    REPORT/studies/radius, rescaled, orthogonal, recurrence   the study directories (docs/studies.md)
+    REPORT/radius_hist.png       empirical law of rho beside the asymptotic law, per scheme and width
+    REPORT/radius_table.csv      P(rho > 1) (with a 95% Clopper–Pearson interval), median, quantiles,
+                                 and the asymptotic law's P(rho > 1) and median
+    REPORT/powers.png            log10 ||W^k x|| against k, mean and 10–90% band over matrices × inputs
+    REPORT/linear_rnn.png        log10 ||h_t||, h_t = W h_{t-1} + x_t
+    REPORT/tanh_tangent.png      log10 ||v_t||, the tangent (gradient flow) of the tanh RNN
+    REPORT/recurrence_table.csv  mean log norms at the last horizon and growth rates per step
+    REPORT/propagation.png, propagation_table.csv   variance profiles through depth (rf.propagate)
+    REPORT/summary.md, summary.json   each finding with its numbers (the same numbers in both)
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+
+import numpy as np
+
+from . import figures, storage
+from .execute import load_study, run_study
+
+RADIUS_SCHEMES = ["glorot_normal", "half_glorot", "complex_glorot"]
+CURVE_SCHEMES = ["glorot_normal", "half_glorot", "rescaled_glorot", "complex_glorot", "orthogonal"]
+P_DEFAULT = math.exp(-math.exp(-0.57721566490153286061 - math.pi / math.sqrt(6.0)))
+"""The probability p = exp(-e^{-c}) of the default c = γ_E + π/√6 (≈ 0.856)."""
+
+
+def settings(quick=False):
+    """The sizes of every part of the report (quick: seconds, for tests)."""
+    if quick:
+        return {"widths": [48, 96], "rescaled_widths": [170], "samples": 24, "ortho_samples": 6,
+                "curve_width": 170, "curve_samples": 3, "realizations": 4, "horizons": {"every": 10, "stop": 60},
+                "prop": {"width": 32, "depth": 8, "batch": 2, "samples": 64}, "calib_width": 48}
+    return {"widths": [128, 256, 500], "rescaled_widths": [256, 500], "samples": 400, "ortho_samples": 20,
+            "curve_width": 256, "curve_samples": 10, "realizations": 20,
+            "horizons": {"every": 20, "stop": 2000},
+            "prop": {"width": 256, "depth": 50, "batch": 8, "samples": 256}, "calib_width": 128}
+
+
+def _configs(st, backend, seed):
+    base = {"seed": seed, "backend": backend, "dtype": "float32"}
+    return {
+        "radius": dict(base, name="radius", samples=st["samples"], chunk=50, widths=st["widths"],
+                       schemes=RADIUS_SCHEMES, radius={"method": "power"}),
+        "rescaled": dict(base, name="rescaled", samples=st["samples"], chunk=50,
+                         widths=st["rescaled_widths"], schemes=["rescaled_glorot"],
+                         radius={"method": "power"}),
+        # all eigenvalues of an orthogonal matrix lie on the unit circle: power iteration cannot
+        # separate them, so the reference method is used (and rho = 1 up to rounding)
+        "orthogonal": dict(base, name="orthogonal", samples=st["ortho_samples"], chunk=10,
+                           widths=st["widths"], schemes=["orthogonal"], radius={"method": "exact"}),
+        "recurrence": dict(base, name="recurrence", samples=st["curve_samples"], chunk=1,
+                           widths=[st["curve_width"]], schemes=CURVE_SCHEMES,
+                           unroll={"horizons": st["horizons"], "realizations": st["realizations"],
+                                   "runs": ["powers", "linear", "tanh"], "tangent": True}),
+    }
+
+
+def clopper_pearson(k, n, confidence=0.95):
+    from scipy import stats
+    a = 1.0 - confidence
+    lo = 0.0 if k == 0 else float(stats.beta.ppf(a / 2, k, n - k + 1))
+    hi = 1.0 if k == n else float(stats.beta.ppf(1 - a / 2, k + 1, n - k))
+    return lo, hi
+
+
+def _law(scheme, n):
+    """The asymptotic law of rho for a scheme at width n (None where there is none)."""
+    from scipy import stats
+
+    from .. import scheme_table, theory
+    if scheme == "orthogonal" or n < theory.MIN_N:
+        return None
+    centre, width = theory.edge_location(n)
+    shift = 0.0 if scheme_table.get(scheme).complex else -theory.LOG2  # real: Rider & Sinclair
+    c = scheme_table.scheme_std(scheme, n) * math.sqrt(n)  # rho(cW) = c rho(W), W of entry variance 1/n
+    return stats.gumbel_r(loc=c * (centre + shift * width), scale=c * width)
+
+
+def _write_csv(path, rows):
+    cols = []
+    for r in rows:
+        cols += [k for k in r if k not in cols]
+    import io
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (repr(float(v)) if isinstance(v, (float, np.floating)) else v) for k, v in r.items()})
+    storage._atomic_write(path, lambda f: f.write(buf.getvalue().encode()))
+
+
+def reproduce(out="rinit-report", *, backend="cpu", quick=False, seed=2026, progress=True, log=print):
+    """Run the report (see the module docstring) into ``out`` and return the summary dict.
+
+    Resumable: its studies are ordinary study directories, so a second run reuses what is stored."""
+    from .. import theory
+    from ..calibrate import quantile_ci
+    t0 = time.perf_counter()
+    st = settings(quick)
+    os.makedirs(out, exist_ok=True)
+    cfgs = _configs(st, backend, seed)
+    res = {}
+    for key, cfg in cfgs.items():
+        log(f"[reproduce] study {key}: {len(cfg['schemes'])} scheme(s) x widths {cfg['widths']} x "
+            f"{cfg['samples']} matrices")
+        res[key] = run_study(cfg, os.path.join(out, "studies", key), progress=progress)
+    summary = {"quick": quick, "backend": backend, "seed": seed, "radius": [], "calibration": [],
+               "recurrence": [], "propagation": []}
+
+    # (a) the law of rho ------------------------------------------------------------------------
+    panels, rows = {}, []
+    schemes_order = RADIUS_SCHEMES[:1] + ["half_glorot", "rescaled_glorot", "complex_glorot", "orthogonal"]
+    for key in ("radius", "rescaled", "orthogonal"):
+        r = res[key]
+        for i, label in enumerate(r.labels):
+            for j, n in enumerate(r.widths):
+                x = r["radius"][i, j]
+                law = _law(label, n)
+                panels[(label, n)] = (x, law)
+                k = int(np.sum(x > 1.0))
+                lo, hi = clopper_pearson(k, x.size)
+                q = np.quantile(x, [0.05, 0.25, 0.5, 0.75, 0.95])
+                row = {"scheme": label, "width": n, "samples": int(x.size), "p_gt_1": k / x.size,
+                       "p_gt_1_ci_low": lo, "p_gt_1_ci_high": hi, "median": q[2], "q05": q[0], "q25": q[1],
+                       "q75": q[3], "q95": q[4], "mean": float(x.mean()),
+                       "unconverged": int((~r["radius_converged"][i, j]).sum()) if key != "orthogonal" else 0,
+                       "law_p_gt_1": float(law.sf(1.0)) if law is not None else "",
+                       "law_median": float(law.median()) if law is not None else ""}
+                rows.append(row)
+    rows.sort(key=lambda r: (schemes_order.index(r["scheme"]), r["width"]))
+    _write_csv(os.path.join(out, "radius_table.csv"), rows)
+    summary["radius"] = rows
+    figures.radius_histograms(os.path.join(out, "radius_hist.png"), panels, st["widths"] + [
+        n for n in st["rescaled_widths"] if n not in st["widths"]], schemes_order)
+
+    # empirical calibration where the formula exists and where it does not
+    rr = res["radius"]
+    gi = rr.labels.index("glorot_normal")
+    for n in rr.widths:
+        x = rr["radius"][gi, rr.widths.index(n)]
+        lo, hi, cov = quantile_ci(x, P_DEFAULT, 0.95)
+        summary["calibration"].append({
+            "width": n, "p": P_DEFAULT, "scale": float(np.quantile(x, P_DEFAULT)), "ci_low": lo, "ci_high": hi,
+            "formula": theory.rescale_factor(n) if n >= theory.MIN_N else None})
+
+    # (b, c) recurrences --------------------------------------------------------------------------
+    rc = res["recurrence"]
+    t = np.array(rc.horizons)
+    titles = {"powers": ("||W^k x||: pure powers, x ~ N(0, I)", "log10 ||W^k x||", "powers.png"),
+              "linear": ("||h_t||: linear RNN h_t = W h_{t-1} + x_t", "log10 ||h_t||", "linear_rnn.png"),
+              "tanh_tangent": ("tanh RNN: tangent ||v_t|| = ||dh_t/dh_0 v_0|| (gradient flow)",
+                               "log10 ||v_t||", "tanh_tangent.png")}
+    for run, (title, ylab, fname) in titles.items():
+        series = {label: rc[f"{run}_log_norm"][i, 0] for i, label in enumerate(rc.labels)}
+        figures.curves(os.path.join(out, fname), t, series, f"{title} (n={rc.widths[0]})", ylab)
+    rec_rows = []
+    for i, label in enumerate(rc.labels):
+        row = {"scheme": label, "width": rc.widths[0], "matrices": rc.samples,
+               "realizations": rc.config["unroll"]["realizations"], "T": int(t[-1])}
+        for run in ("powers", "linear", "tanh", "tanh_tangent"):
+            a = rc[f"{run}_log_norm"][i, 0]  # (matrices, R, horizons)
+            m = a.reshape(-1, len(t)).mean(axis=0)
+            row[f"{run}_mean_log_norm_T"] = float(m[-1])
+            half = len(t) // 2
+            row[f"{run}_rate_per_step"] = float((m[-1] - m[half]) / (t[-1] - t[half])) if half < len(t) - 1 \
+                else float((m[-1] - m[0]) / max(1, t[-1] - t[0]))
+        rec_rows.append(row)
+    _write_csv(os.path.join(out, "recurrence_table.csv"), rec_rows)
+    summary["recurrence"] = rec_rows
+
+    # (d) depth ---------------------------------------------------------------------------------------
+    summary["propagation"], prop_note = _propagation(out, st["prop"], backend, seed, progress, log)
+
+    summary["wall_s"] = time.perf_counter() - t0
+    with open(os.path.join(out, "summary.json.tmp"), "w") as f:
+        json.dump(summary, f, indent=1, default=_jsonable)
+    os.replace(os.path.join(out, "summary.json.tmp"), os.path.join(out, "summary.json"))
+    text = _summary_md(summary, prop_note)
+    storage._atomic_write(os.path.join(out, "summary.md"), lambda f: f.write(text.encode()))
+    log(f"[reproduce] report written to {out} in {summary['wall_s']:.1f} s")
+    return summary
+
+
+def _jsonable(v):
+    if isinstance(v, np.generic):
+        return v.item()
+    raise TypeError(type(v))
+
+
+PROP_CASES = [("tanh", "glorot_normal", {}), ("tanh", "lecun_normal", {}), ("tanh", "normal", {"std": 1.0}),
+              ("relu", "he_normal", {}), ("relu", "glorot_normal", {}),
+              ("sigmoid", "glorot_normal", {})]
+
+
+def _propagation(out, ps, backend, seed, progress, log):
+    try:
+        from ..propagate import propagate
+    except ImportError:  # TEMPORARY: until rf.propagate (issue 6) lands
+        return [], "rf.propagate is not available in this build: the depth profiles were skipped."
+    from .. import scheme_table
+    try:
+        from ..theory import mean_field
+    except ImportError:
+        mean_field = None
+    profiles, rows = {}, []
+    bar = _bar(len(PROP_CASES), "propagate", progress)
+    for act, scheme, params in PROP_CASES:
+        r = propagate(scheme, ps["width"], ps["depth"], activation=act, batch=ps["batch"],
+                      samples=ps["samples"], seed=seed, backend=backend, **params)
+        pv, gv = np.asarray(r.preact_var, float), np.asarray(r.grad_var, float)
+        mpv = mgv = None
+        if mean_field is not None:
+            wv = ps["width"] * scheme_table.scheme_std(scheme, ps["width"], **params) ** 2
+            try:
+                mf = mean_field(act, wv, 0.0, ps["depth"])
+                mpv, mgv = mf.preact_var, mf.grad_var
+            except ValueError:
+                pass
+        label = f"{act} / {scheme}" + (f" std={params['std']}" if params else "")
+        profiles[label] = (pv, gv, mpv, mgv)
+        row = {"activation": act, "scheme": label.split(" / ")[1], "width": ps["width"], "depth": ps["depth"],
+               "preact_var_first": float(pv[0]), "preact_var_last": float(pv[-1]),
+               "grad_var_first": float(gv[0]), "grad_var_last": float(gv[-1])}
+        if mpv is not None:
+            row["meanfield_preact_var_last"] = float(mpv[-1])
+            row["meanfield_grad_var_first"] = float(mgv[0])
+        rows.append(row)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    figures.propagation(os.path.join(out, "propagation.png"), profiles)
+    _write_csv(os.path.join(out, "propagation_table.csv"), rows)
+    return rows, None
+
+
+def _bar(total, desc, enabled):
+    from .execute import _bar as b
+    return b(total, desc, enabled)
+
+
+def fmt(x, d=4):
+    """The one number format of summary.md (tests parse it back)."""
+    return f"{x:.{d}f}"
+
+
+def _summary_md(s, prop_note):
+    L = ["# rinit-fast reproduce: summary", "",
+         f"Backend {s['backend']}, seed {s['seed']}{' (quick settings: tiny sizes, numbers are noisy)' if s['quick'] else ''}; "
+         f"wall time {s['wall_s']:.1f} s. Figures: radius_hist.png, powers.png, linear_rnn.png, "
+         f"tanh_tangent.png, propagation.png; tables: radius_table.csv, recurrence_table.csv, "
+         f"propagation_table.csv; the same numbers as JSON in summary.json.", "",
+         "## (a) The spectral radius rho: Monte Carlo against the asymptotic law", "",
+         "| scheme | n | samples | P(rho>1) [95% CI] | law P(rho>1) | median rho | law median | q05 | q95 |",
+         "|---|---|---|---|---|---|---|---|---|"]
+    for r in s["radius"]:
+        law_p = fmt(r["law_p_gt_1"]) if r["law_p_gt_1"] != "" else "–"
+        law_m = fmt(r["law_median"]) if r["law_median"] != "" else "–"
+        L.append(f"| {r['scheme']} | {r['width']} | {r['samples']} | {fmt(r['p_gt_1'])} "
+                 f"[{fmt(r['p_gt_1_ci_low'])}, {fmt(r['p_gt_1_ci_high'])}] | {law_p} | {fmt(r['median'])} | "
+                 f"{law_m} | {fmt(r['q05'])} | {fmt(r['q95'])} |")
+    L += ["", "Findings:", ""]
+    for r in s["radius"]:
+        if r["scheme"] == "glorot_normal":
+            extra = (f" (the asymptotic real law predicts {fmt(r['law_p_gt_1'])}, median {fmt(r['law_median'])})"
+                     if r["law_p_gt_1"] != "" else " (no asymptotic law: gamma_n <= 0 at this n)")
+            L.append(f"- Glorot (real), n = {r['width']}: P(rho > 1) = {fmt(r['p_gt_1'])}, median rho = "
+                     f"{fmt(r['median'])}{extra}.")
+    for r in s["radius"]:
+        if r["scheme"] == "rescaled_glorot":
+            L.append(f"- Rescaled Glorot, n = {r['width']}: P(rho > 1) = {fmt(r['p_gt_1'])}, median rho = "
+                     f"{fmt(r['median'])} (asymptotic law: {fmt(r['law_p_gt_1'])}).")
+    for r in s["radius"]:
+        if r["scheme"] == "complex_glorot":
+            L.append(f"- Complex Glorot, n = {r['width']}: P(rho > 1) = {fmt(r['p_gt_1'])}, median rho = "
+                     f"{fmt(r['median'])} (Rider's complex law: {fmt(r['law_p_gt_1'])}, median "
+                     f"{fmt(r['law_median'])})." if r["law_p_gt_1"] != "" else
+                     f"- Complex Glorot, n = {r['width']}: P(rho > 1) = {fmt(r['p_gt_1'])}, median rho = "
+                     f"{fmt(r['median'])} (no asymptotic law at this n).")
+    for r in s["radius"]:
+        if r["scheme"] == "half_glorot":
+            L.append(f"- Half Glorot, n = {r['width']}: P(rho > 1) = {fmt(r['p_gt_1'])}, median rho = "
+                     f"{fmt(r['median'])}.")
+    for r in s["radius"]:
+        if r["scheme"] == "orthogonal":
+            L.append(f"- Orthogonal, n = {r['width']}: median rho = {fmt(r['median'])} (exactly 1 in theory).")
+    L += ["", f"Empirical calibration (p = {fmt(P_DEFAULT)}, the probability of the default c = γ_E + π/√6): "
+               "the scale s with P(rho(W/s) > 1) = 1 - p is the p-quantile of rho over Glorot samples "
+               "(95% order-statistic interval):", ""]
+    for c in s["calibration"]:
+        f = f"the asymptotic formula gives s_n = {fmt(c['formula'])}" if c["formula"] is not None else \
+            "the asymptotic formula is undefined at this n"
+        L.append(f"- n = {c['width']}: s = {fmt(c['scale'])} [{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]; {f}.")
+    L += ["", "## (b, c) Recurrences", "",
+          "Mean over matrices and input realisations of the natural log of the norm at the last horizon, and "
+          "its growth rate per step over the second half of the horizon:", "",
+          "| scheme | n | T | log||W^T x|| | rate | log||h_T|| (linear) | rate | log||h_T|| (tanh) | "
+          "log||v_T|| (tanh tangent) | rate |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in s["recurrence"]:
+        L.append(f"| {r['scheme']} | {r['width']} | {r['T']} | {fmt(r['powers_mean_log_norm_T'])} | "
+                 f"{fmt(r['powers_rate_per_step'], 5)} | {fmt(r['linear_mean_log_norm_T'])} | "
+                 f"{fmt(r['linear_rate_per_step'], 5)} | {fmt(r['tanh_mean_log_norm_T'])} | "
+                 f"{fmt(r['tanh_tangent_mean_log_norm_T'])} | {fmt(r['tanh_tangent_rate_per_step'], 5)} |")
+    L += ["", "Findings:", ""]
+    for r in s["recurrence"]:
+        L.append(f"- {r['scheme']}: ||W^k x|| {'grows' if r['powers_rate_per_step'] > 0 else 'decays'} at "
+                 f"{fmt(r['powers_rate_per_step'], 5)} per step (log), mean log||W^T x|| = "
+                 f"{fmt(r['powers_mean_log_norm_T'])} at T = {r['T']}; the linear RNN's log||h_T|| = "
+                 f"{fmt(r['linear_mean_log_norm_T'])}; the tanh RNN's gradient flow "
+                 f"{'grows' if r['tanh_tangent_rate_per_step'] > 0 else 'decays'} at "
+                 f"{fmt(r['tanh_tangent_rate_per_step'], 5)} per step.")
+    L += ["", "## (d) Depth: variance profiles", ""]
+    if prop_note:
+        L.append(prop_note)
+    else:
+        L += ["| activation | scheme | width | depth | preact var, layer 1 | preact var, last | "
+              "grad var, layer 1 | grad var, last |", "|---|---|---|---|---|---|---|---|"]
+        for r in s["propagation"]:
+            L.append(f"| {r['activation']} | {r['scheme']} | {r['width']} | {r['depth']} | "
+                     f"{r['preact_var_first']:.4g} | {r['preact_var_last']:.4g} | {r['grad_var_first']:.4g} | "
+                     f"{r['grad_var_last']:.4g} |")
+    L.append("")
+    return "\n".join(L)
