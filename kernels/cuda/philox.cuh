@@ -78,8 +78,6 @@ static inline double2 make_double2(double x, double y) { double2 r = {x, y}; ret
 #if defined(__CUDA_ARCH__)
 #define RF_PTX_F32_2(op, a, b) \
     float r; asm(op " %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b)); return r
-#define RF_PTX_F64_2(op, a, b) \
-    double r; asm(op " %0, %1, %2;" : "=d"(r) : "d"(a), "d"(b)); return r
 #endif
 
 RF_HD float rf_fmul(float a, float b) {
@@ -114,39 +112,61 @@ RF_HD float rf_fsqrt(float a) {
 }
 RF_HD double rf_dmul(double a, double b) {
 #if defined(__CUDA_ARCH__)
-    RF_PTX_F64_2("mul.rn.f64", a, b);
+    return __dmul_rn(a, b);
 #else
     return a * b;
 #endif
 }
 RF_HD double rf_dadd(double a, double b) {
 #if defined(__CUDA_ARCH__)
-    RF_PTX_F64_2("add.rn.f64", a, b);
+    return __dadd_rn(a, b);
 #else
     return a + b;
 #endif
 }
 RF_HD double rf_dsub(double a, double b) {
 #if defined(__CUDA_ARCH__)
-    RF_PTX_F64_2("sub.rn.f64", a, b);
+    return __dsub_rn(a, b);
 #else
     return a - b;
 #endif
 }
 RF_HD double rf_ddiv(double a, double b) {
 #if defined(__CUDA_ARCH__)
-    RF_PTX_F64_2("div.rn.f64", a, b);
+    return __ddiv_rn(a, b);
 #else
     return a / b;
 #endif
 }
 RF_HD double rf_dsqrt(double a) {
 #if defined(__CUDA_ARCH__)
-    double r;
-    asm("sqrt.rn.f64 %0, %1;" : "=d"(r) : "d"(a));
-    return r;
+    return __dsqrt_rn(a);
 #else
     return __builtin_sqrt(a);
+#endif
+}
+
+/* a * b + c with one rounding.  Used ONLY where the product a * b is exact (one factor a power of two,
+ * or both factors short enough), so that it equals the CPU's two operations round(round(a * b) + c)
+ * bit for bit; each use says why the product is exact.  Host: the C library's correctly rounded fma. */
+RF_HD float rf_fma_exact(float a, float b, float c) {
+#if defined(RF_CHECK_NO_FMA)   /* tests: no fused operation at all (tests/test_cuda_compile.py) */
+    return rf_fadd(rf_fmul(a, b), c);
+#elif defined(__CUDA_ARCH__)
+    float r;
+    asm("fma.rn.f32 %0, %1, %2, %3;" : "=f"(r) : "f"(a), "f"(b), "f"(c));
+    return r;
+#else
+    return __builtin_fmaf(a, b, c);
+#endif
+}
+RF_HD double rf_dfma_exact(double a, double b, double c) {
+#if defined(RF_CHECK_NO_FMA)
+    return rf_dadd(rf_dmul(a, b), c);
+#elif defined(__CUDA_ARCH__)
+    return __fma_rn(a, b, c);
+#else
+    return __builtin_fma(a, b, c);
 #endif
 }
 
@@ -240,6 +260,7 @@ RF_HD double rf_uniform_f64(rf_u32 wa, rf_u32 wb) {
 #define RF_F32_LN2_HI 0x1.63p-1f      /* 0.693359375 */
 #define RF_F32_LN2_LO -0x1.bd0106p-13f /* -2.12194440e-4 */
 #define RF_F32_PI_4 0x1.921fb6p-1f
+#define RF_F32_PI_4_2M21 0x1.921fb6p-22f /* RF_F32_PI_4 * 2^-21, exact */
 #define RF_SINF_P0 -0x1.9943f2p-13f  /* -1.9515295891e-4 */
 #define RF_SINF_P1 0x1.11073cp-7f    /*  8.3321608736e-3 */
 #define RF_SINF_P2 -0x1.555546p-3f   /* -1.6666654611e-1 */
@@ -269,9 +290,9 @@ RF_HD float rf_log_f32(float u) {
     y = rf_fadd(rf_fmul(y, x), RF_LOGF_P8);
     y = rf_fmul(rf_fmul(y, x), z);
     y = rf_fadd(y, rf_fmul(RF_F32_LN2_LO, fe));
-    y = rf_fadd(y, rf_fmul(-0.5f, z));
+    y = rf_fma_exact(-0.5f, z, y);              /* y + (-0.5 z): -0.5 z is exact (z >= 2^-46 or 0) */
     const float r = rf_fadd(x, y);
-    return rf_fadd(r, rf_fmul(RF_F32_LN2_HI, fe));
+    return rf_fma_exact(RF_F32_LN2_HI, fe, r);  /* r + LN2_HI e: 9-bit LN2_HI times |e| <= 128: exact */
 }
 
 /* sin(x), cos(x) for x in [0, pi/4] (philox.py: sincos_f32_reduced). */
@@ -282,7 +303,8 @@ RF_HD void rf_sincos_f32_reduced(float x, float* s_out, float* c_out) {
     s = rf_fadd(rf_fmul(rf_fmul(s, z), x), x);
     float c = rf_fadd(rf_fmul(RF_COSF_P0, z), RF_COSF_P1);
     c = rf_fadd(rf_fmul(c, z), RF_COSF_P2);
-    c = rf_fadd(rf_fsub(rf_fmul(rf_fmul(c, z), z), rf_fmul(0.5f, z)), 1.0f);
+    /* ((c z) z - 0.5 z) + 1; 0.5 z is exact (z = 0 or z >= (2^-21 pi/4)^2, a normal number) */
+    c = rf_fadd(rf_fma_exact(-0.5f, z, rf_fmul(rf_fmul(c, z), z)), 1.0f);
     *s_out = s;
     *c_out = c;
 }
@@ -293,7 +315,8 @@ RF_HD void rf_sincos_2pi_f32(rf_u32 k24, float* s_out, float* c_out) {
     const rf_u32 octant = k24 >> 21;
     rf_u32 frac = k24 & 0x1FFFFFu;
     if (octant & 1u) frac = 0x200000u - frac;
-    const float x = rf_fmul(rf_fmul((float)(rf_i32)frac, RF_F32_2M21), RF_F32_PI_4);
+    /* (frac 2^-21) pi/4 == frac (pi/4 2^-21): both inner products are exact, so one rounding either way */
+    const float x = rf_fmul((float)(rf_i32)frac, RF_F32_PI_4_2M21);
     float s, c;
     rf_sincos_f32_reduced(x, &s, &c);
     if (((octant + 1u) >> 1) & 1u) { const float t = s; s = c; c = t; }
@@ -313,36 +336,50 @@ RF_HD float2 rf_box_muller_f32(rf_u32 wa, rf_u32 wb) {
 }
 
 /* ---- float64 log, sin, cos (fdlibm kernels) ---------------------------------------------------- */
-#define RF_LG0 0x1.5555555555593p-1   /* 6.666666666666735130e-01 */
-#define RF_LG1 0x1.999999997fa04p-2   /* 3.999999999940941908e-01 */
-#define RF_LG2 0x1.2492494229359p-2   /* 2.857142874366239149e-01 */
-#define RF_LG3 0x1.c71c51d8e78afp-3   /* 2.222219843214978396e-01 */
-#define RF_LG4 0x1.7466496cb03dep-3   /* 1.818357216161805012e-01 */
-#define RF_LG5 0x1.39a09d078c69fp-3   /* 1.531383769920937332e-01 */
-#define RF_LG6 0x1.2f112df3e5244p-3   /* 1.479819860511658591e-01 */
-#define RF_F64_LN2_HI 0x1.62e42feep-1      /* 6.93147180369123816490e-01 */
-#define RF_F64_LN2_LO 0x1.a39ef35793c76p-33 /* 1.90821492927058770002e-10 */
-#define RF_F64_SQRT2 0x1.6a09e667f3bcdp+0
-#define RF_F64_PI_4 0x1.921fb54442d18p-1
-#define RF_S64_0 -0x1.5555555555549p-3  /* -1.66666666666666324348e-01 */
-#define RF_S64_1 0x1.111111110f8a6p-7   /*  8.33333333332248946124e-03 */
-#define RF_S64_2 -0x1.a01a019c161d5p-13 /* -1.98412698298579493134e-04 */
-#define RF_S64_3 0x1.71de357b1fe7dp-19  /*  2.75573137070700676789e-06 */
-#define RF_S64_4 -0x1.ae5e68a2b9cebp-26 /* -2.50507602534068634195e-08 */
-#define RF_S64_5 0x1.5d93a5acfd57cp-33  /*  1.58969099521155010221e-10 */
-#define RF_C64_0 0x1.555555555554cp-5   /*  4.16666666666666019037e-02 */
-#define RF_C64_1 -0x1.6c16c16c15177p-10 /* -1.38888888888741095749e-03 */
-#define RF_C64_2 0x1.a01a019cb159p-16   /*  2.48015872894767294178e-05 */
-#define RF_C64_3 -0x1.27e4f809c52adp-22 /* -2.75573143513906633035e-07 */
-#define RF_C64_4 0x1.1ee9ebdb4b1c4p-29  /*  2.08757232129817482790e-09 */
-#define RF_C64_5 -0x1.8fae9be8838d4p-37 /* -1.13596475577881948265e-11 */
+/* The float64 coefficients.  On the device they live in constant memory: a multiply then reads its
+ * coefficient as a constant-bank operand, whereas a 64-bit immediate is rebuilt in registers on every
+ * loop iteration (two moves per constant, 47 extra instructions per Philox block in the SASS). */
+#define RF_F64_CONSTANTS(X) \
+    X(LG0, 0x1.5555555555593p-1) /* 6.666666666666735130e-01 */ \
+    X(LG1, 0x1.999999997fa04p-2) /* 3.999999999940941908e-01 */ \
+    X(LG2, 0x1.2492494229359p-2) /* 2.857142874366239149e-01 */ \
+    X(LG3, 0x1.c71c51d8e78afp-3) /* 2.222219843214978396e-01 */ \
+    X(LG4, 0x1.7466496cb03dep-3) /* 1.818357216161805012e-01 */ \
+    X(LG5, 0x1.39a09d078c69fp-3) /* 1.531383769920937332e-01 */ \
+    X(LG6, 0x1.2f112df3e5244p-3) /* 1.479819860511658591e-01 */ \
+    X(F64_LN2_HI, 0x1.62e42feep-1) /* 6.93147180369123816490e-01 */ \
+    X(F64_LN2_LO, 0x1.a39ef35793c76p-33) /* 1.90821492927058770002e-10 */ \
+    X(F64_SQRT2, 0x1.6a09e667f3bcdp+0) \
+    X(F64_PI_4_2M50, 0x1.921fb54442d18p-51) /* float64(pi/4) * 2^-50, exact */ \
+    X(S64_0, -0x1.5555555555549p-3) /* -1.66666666666666324348e-01 */ \
+    X(S64_1, 0x1.111111110f8a6p-7) /*  8.33333333332248946124e-03 */ \
+    X(S64_2, -0x1.a01a019c161d5p-13) /* -1.98412698298579493134e-04 */ \
+    X(S64_3, 0x1.71de357b1fe7dp-19) /*  2.75573137070700676789e-06 */ \
+    X(S64_4, -0x1.ae5e68a2b9cebp-26) /* -2.50507602534068634195e-08 */ \
+    X(S64_5, 0x1.5d93a5acfd57cp-33) /*  1.58969099521155010221e-10 */ \
+    X(C64_0, 0x1.555555555554cp-5) /*  4.16666666666666019037e-02 */ \
+    X(C64_1, -0x1.6c16c16c15177p-10) /* -1.38888888888741095749e-03 */ \
+    X(C64_2, 0x1.a01a019cb159p-16) /*  2.48015872894767294178e-05 */ \
+    X(C64_3, -0x1.27e4f809c52adp-22) /* -2.75573143513906633035e-07 */ \
+    X(C64_4, 0x1.1ee9ebdb4b1c4p-29) /*  2.08757232129817482790e-09 */ \
+    X(C64_5, -0x1.8fae9be8838d4p-37) /* -1.13596475577881948265e-11 */
+
+#define RF_K64_INDEX(name, value) RF_K64_##name,
+enum { RF_F64_CONSTANTS(RF_K64_INDEX) RF_K64_COUNT };
+#define RF_K64_VALUE(name, value) value,
+#if defined(__CUDA_ARCH__)
+static __constant__ double rf_k64[RF_K64_COUNT] = {RF_F64_CONSTANTS(RF_K64_VALUE)};
+#else
+static const double rf_k64[RF_K64_COUNT] = {RF_F64_CONSTANTS(RF_K64_VALUE)};
+#endif
+#define RF_K64(name) rf_k64[RF_K64_##name]
 
 /* Natural log of a positive normal float64 (philox.py: log_f64, the fdlibm reduction). */
 RF_HD double rf_log_f64(double u) {
     const rf_u64 bits = rf_f64_as_u64(u);
     rf_i64 e = (rf_i64)(bits >> 52) - 1023;
     double m = rf_u64_as_f64((bits & 0x000FFFFFFFFFFFFFull) | 0x3FF0000000000000ull);
-    if (m >= RF_F64_SQRT2) {
+    if (m >= RF_K64(F64_SQRT2)) {
         m = rf_dmul(m, 0.5);
         e = e + 1;
     }
@@ -352,16 +389,17 @@ RF_HD double rf_log_f64(double u) {
     const double z = rf_dmul(s, s);
     const double w = rf_dmul(z, z);
     /* t1 = w * (LG1 + w * (LG3 + w * LG5)) */
-    const double t1 = rf_dmul(w, rf_dadd(RF_LG1, rf_dmul(w, rf_dadd(RF_LG3, rf_dmul(w, RF_LG5)))));
+    const double t1 = rf_dmul(w, rf_dadd(RF_K64(LG1), rf_dmul(w, rf_dadd(RF_K64(LG3), rf_dmul(w, RF_K64(LG5))))));
     /* t2 = z * (LG0 + w * (LG2 + w * (LG4 + w * LG6))) */
-    const double t2 = rf_dmul(z, rf_dadd(RF_LG0, rf_dmul(w, rf_dadd(RF_LG2,
-                          rf_dmul(w, rf_dadd(RF_LG4, rf_dmul(w, RF_LG6)))))));
+    const double t2 = rf_dmul(z, rf_dadd(RF_K64(LG0), rf_dmul(w, rf_dadd(RF_K64(LG2),
+                          rf_dmul(w, rf_dadd(RF_K64(LG4), rf_dmul(w, RF_K64(LG6))))))));
     const double r = rf_dadd(t2, t1);
     const double hfsq = rf_dmul(rf_dmul(0.5, f), f);
     /* k * LN2_HI - ((hfsq - (s * (hfsq + r) + k * LN2_LO)) - f) */
-    return rf_dsub(rf_dmul(k, RF_F64_LN2_HI),
-                   rf_dsub(rf_dsub(hfsq, rf_dadd(rf_dmul(s, rf_dadd(hfsq, r)), rf_dmul(k, RF_F64_LN2_LO))),
-                           f));
+    /* k LN2_HI is exact (32-bit LN2_HI, |k| <= 1074), so the subtraction fuses */
+    return rf_dfma_exact(k, RF_K64(F64_LN2_HI),
+                         rf_dneg(rf_dsub(rf_dsub(hfsq, rf_dadd(rf_dmul(s, rf_dadd(hfsq, r)),
+                                                              rf_dmul(k, RF_K64(F64_LN2_LO)))), f)));
 }
 
 /* sin(x), cos(x) for x in [0, pi/4] (philox.py: sincos_f64_reduced). */
@@ -369,15 +407,15 @@ RF_HD void rf_sincos_f64_reduced(double x, double* s_out, double* c_out) {
     const double z = rf_dmul(x, x);
     const double v = rf_dmul(z, x);
     /* rs = S1 + z * (S2 + z * (S3 + z * (S4 + z * S5))) */
-    const double rs = rf_dadd(RF_S64_1, rf_dmul(z, rf_dadd(RF_S64_2, rf_dmul(z, rf_dadd(RF_S64_3,
-                          rf_dmul(z, rf_dadd(RF_S64_4, rf_dmul(z, RF_S64_5))))))));
+    const double rs = rf_dadd(RF_K64(S64_1), rf_dmul(z, rf_dadd(RF_K64(S64_2), rf_dmul(z, rf_dadd(RF_K64(S64_3),
+                          rf_dmul(z, rf_dadd(RF_K64(S64_4), rf_dmul(z, RF_K64(S64_5)))))))));
     /* s = x + v * (S0 + z * rs) */
-    *s_out = rf_dadd(x, rf_dmul(v, rf_dadd(RF_S64_0, rf_dmul(z, rs))));
+    *s_out = rf_dadd(x, rf_dmul(v, rf_dadd(RF_K64(S64_0), rf_dmul(z, rs))));
     /* rc = z * (C0 + z * (C1 + z * (C2 + z * (C3 + z * (C4 + z * C5))))) */
-    const double rc = rf_dmul(z, rf_dadd(RF_C64_0, rf_dmul(z, rf_dadd(RF_C64_1, rf_dmul(z, rf_dadd(RF_C64_2,
-                          rf_dmul(z, rf_dadd(RF_C64_3, rf_dmul(z, rf_dadd(RF_C64_4, rf_dmul(z, RF_C64_5)))))))))));
-    /* c = 1 - (0.5 * z - z * rc) */
-    *c_out = rf_dsub(1.0, rf_dsub(rf_dmul(0.5, z), rf_dmul(z, rc)));
+    const double rc = rf_dmul(z, rf_dadd(RF_K64(C64_0), rf_dmul(z, rf_dadd(RF_K64(C64_1), rf_dmul(z, rf_dadd(RF_K64(C64_2),
+                          rf_dmul(z, rf_dadd(RF_K64(C64_3), rf_dmul(z, rf_dadd(RF_K64(C64_4), rf_dmul(z, RF_K64(C64_5))))))))))));
+    /* c = 1 - (0.5 * z - z * rc); 0.5 z is exact (z = 0 or z >= (2^-50 pi/4)^2, a normal number) */
+    *c_out = rf_dsub(1.0, rf_dfma_exact(0.5, z, rf_dneg(rf_dmul(z, rc))));
 }
 
 /* sin and cos of 2 pi k53 / 2^53 for an integer k53 < 2^53, octant reduced exactly
@@ -386,7 +424,8 @@ RF_HD void rf_sincos_2pi_f64(rf_u64 k53, double* s_out, double* c_out) {
     const rf_u64 octant = k53 >> 50;
     rf_u64 frac = k53 & 0x3FFFFFFFFFFFFull;
     if (octant & 1ull) frac = 0x4000000000000ull - frac;
-    const double x = rf_dmul(rf_dmul((double)(rf_i64)frac, RF_F64_2M50), RF_F64_PI_4);
+    /* (frac 2^-50) pi/4 == frac (pi/4 2^-50): both inner products are exact */
+    const double x = rf_dmul((double)(rf_i64)frac, RF_K64(F64_PI_4_2M50));
     double s, c;
     rf_sincos_f64_reduced(x, &s, &c);
     if (((octant + 1ull) >> 1) & 1ull) { const double t = s; s = c; c = t; }
