@@ -179,3 +179,68 @@ def finite(a, name):
     xp = np if isinstance(a, np.ndarray) else __import__("cupy")
     if not bool(xp.isfinite(a).all()):
         raise ValueError(f"{name} contains NaN or infinite entries; every entry must be finite")
+
+
+# --- rf.propagate and rf.theory.mean_field -------------------------------------------------------
+ACTIVATIONS = ("linear", "tanh", "sigmoid", "relu")
+
+
+def activation(name):
+    """One of ACTIVATIONS (case-insensitive), or a clear error."""
+    if not isinstance(name, str):
+        raise TypeError(f"activation must be a string, one of {ACTIVATIONS}, got {type(name).__name__}")
+    nm = name.lower()
+    if nm not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; valid activations: {', '.join(ACTIVATIONS)}")
+    return nm
+
+
+def nonneg_finite(x, name):
+    """A finite float >= 0 (variances, standard deviations)."""
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (numbers.Real, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a real number, got {type(x).__name__} {x!r}")
+    v = float(x)
+    if not (np.isfinite(v) and v >= 0.0):
+        raise ValueError(f"{name} must be finite and >= 0, got {v}")
+    return v
+
+
+# --- rf.spectral_radius and rf.spectral_norm ------------------------------------------------------
+SPECTRAL_DTYPES = ("float32", "float64", "complex64", "complex128")
+SPECTRAL_METHODS = ("power", "exact")
+
+
+def square_stack(W, name="W"):
+    """A (..., n, n) float32/float64/complex64/complex128 array with n >= 1 and no empty batch axis:
+    returns (batch shape, n).  Finiteness is checked separately (``finite``)."""
+    shape = tuple(W.shape)
+    if len(shape) < 2:
+        raise ValueError(f"{name} must have shape (..., n, n) (one or more square matrices), got shape "
+                         f"{shape}; for a single matrix pass a 2-D array")
+    if shape[-1] != shape[-2]:
+        raise ValueError(f"{name} must be square in its last two axes, got shape {shape} "
+                         f"({shape[-2]}x{shape[-1]}); eigenvalues need n x n matrices")
+    if shape[-1] == 0 or any(d == 0 for d in shape):
+        raise ValueError(f"{name} is empty (shape {shape}); pass at least one matrix with n >= 1")
+    nm = _dtype_name(W.dtype)
+    if nm not in SPECTRAL_DTYPES:
+        raise TypeError(f"{name} must be float32, float64, complex64 or complex128, got dtype {nm}; "
+                        f"convert with W.astype('float64') (or 'complex128')")
+    return shape[:-2], shape[-1]
+
+
+def spectral_method(method):
+    if method not in SPECTRAL_METHODS:
+        raise ValueError(f"method must be one of {SPECTRAL_METHODS} ('exact' = LAPACK/cuSOLVER reference), "
+                         f"got {method!r}")
+    return method
+
+
+def tolerance(tol, name="tol"):
+    """A relative tolerance in (0, 1)."""
+    if isinstance(tol, (bool, np.bool_)) or not isinstance(tol, (numbers.Real, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a real number in (0, 1), got {type(tol).__name__} {tol!r}")
+    v = float(tol)
+    if not (0.0 < v < 1.0):
+        raise ValueError(f"{name} must be in (0, 1) (a relative accuracy such as 1e-4), got {v}")
+    return v

@@ -56,6 +56,7 @@ class Purpose(enum.IntEnum):
     PROP_INPUT = 5     # propagate inputs x_0: c2 = network, sub = sample
     PROP_GRAD = 6      # propagate output gradients: c2 = network, sub = sample
     USER = 255         # free for users' own draws (never used by the engine)
+    PROP_BIAS = 7      # propagate biases b_l: c2 = network, sub = layer, value i = unit i
 
 
 def key_words(seed):

@@ -1,0 +1,570 @@
+"""Depth propagation kernels: x_{l+1} = f(W_l x_l + b_l) through a stack of freshly drawn layers, with a
+backward pass of a random output gradient, accumulating per-network, per-layer statistics.
+
+Layer ``l`` of network ``j`` is the matrix ``rf.sample(scheme, (width, fan_in), seed, start=j,
+layer=l)``: value ``i·fan_in + k`` (entry (i, k)) of the weights stream (c2 = j, c3 = WEIGHTS | l).  It
+is never stored whole: rows are regenerated panel by panel (``pr`` rows, about 16 Ki values) into a
+small buffer, with exactly the operations of kernels/cpu/sampling.py (so bit for bit the matrix
+``rf.sample`` returns), and each panel is applied to all ``samples`` inputs of the network at once by a
+single-threaded BLAS GEMM (``np.dot``): the generation of a value (~1 ns) is shared by every input.
+
+Layout: every state is (units, samples), C order.  Statistics go to ``stats[j, l, :]`` (float64, columns
+``STAT_FIELDS``), computed in float64 from the dtype's values, in a fixed order that depends on neither
+the batch, nor the chunking, nor the thread count: each network is handled by one thread from start to
+end (``prange`` over networks, one synchronisation per call; BLAS pinned to one thread by the caller).
+
+Backward: ``delta_depth = g`` (PROP_GRAD stream), ``u = f'(z_l) ⊙ delta_{l+1}``, ``delta_l = W_l^T u``
+with W_l regenerated panel by panel (``delta_l`` accumulates one GEMM per panel).  It needs f'(z_l) of
+every layer: the forward pass stores them for a segment of ``seg`` layers; with ``seg < depth`` only the
+inputs of every segment are kept (checkpoints) and each segment's forward pass is recomputed, in the
+same operations, before its backward pass (memory (seg + depth/seg + 4) · width · samples per network in
+flight, one more forward pass of time).  The results do not depend on ``seg``.
+
+Families (``family``): 0 normal (z · scale), 1 uniform ((u · mul + add) · scale), 2 truncated normal
+(redraws as docs/rng.md, then · scale), 3 constant (scale).  Orthogonal layers need the whole matrix
+(QR): the API materialises them one layer at a time and calls the ``given_*`` kernels, which share the
+panel loop and every post-processing step with the main kernel.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import prange, types
+from numba.extending import overload
+
+from ._jit import _COMMON, kernel
+from .philox import (M32, box_muller_f32, box_muller_f64, normal_at_f32, normal_at_f64, philox4x32_10,
+                     uniform_f32, uniform_f64)
+from .sampling import ATTEMPT_SHIFT, MAX_ATTEMPTS
+
+STAT_FIELDS = ("preact_mean", "preact_var", "preact_unit_var", "act_mean", "act_var", "act_unit_var",
+               "act_abs_mean", "grad_var")
+NSTAT = len(STAT_FIELDS)
+FAMILIES = {"normal": 0, "uniform": 1, "truncated": 2, "constant": 3}
+ACTIVATIONS = {"linear": 0, "tanh": 1, "sigmoid": 2, "relu": 3}
+PANEL_VALUES = 16384  # weights generated per panel (64 KiB in float32): rows = PANEL_VALUES // fan_in
+
+
+
+def helper(fn):
+    """A helper called once per panel, layer or row: compiled as an ordinary (not inlined) Numba
+    function.  Only the Philox/Box–Muller device functions are inlined, into the fill loops that must
+    vectorise; inlining these larger helpers too would multiply the compile time (measured: minutes)."""
+    return numba.njit(**_COMMON)(fn)
+
+
+_u64 = types.uint64
+_i64 = types.int64
+_ONE = np.uint64(1)
+_TWO = np.uint64(2)
+_THREE = np.uint64(3)
+
+
+# --- generation of a contiguous range of stream values (any start, any length) -------------------
+@helper
+def _normal_at32(i, c2, c3, k0, k1):
+    """normal_at_f32 behind a call: one compiled copy serves every scattered value (heads and tails of
+    panels, redraws, biases, inputs), which keeps the compile time down."""
+    return normal_at_f32(i, c2, c3, k0, k1)
+
+
+@helper
+def _normal_at64(i, c2, c3, k0, k1):
+    """normal_at_f64 behind a call (see _normal_at32)."""
+    return normal_at_f64(i, c2, c3, k0, k1)
+
+
+@helper
+def _fill_normal_f32(buf, v0, n, c2, c3, k0, k1, scale):
+    """buf[o] = value v0 + o of the float32 normal stream (c2, c3) times scale, o < n."""
+    o = np.uint64(0)
+    i = np.uint64(v0)
+    n = np.uint64(n)
+    while (i & _THREE) != np.uint64(0) and o < n:
+        buf[o] = _normal_at32(i, c2, c3, k0, k1) * scale
+        i += _ONE
+        o += _ONE
+    nb = (n - o) >> _TWO
+    b0 = i >> _TWO
+    for t in range(nb):
+        b = b0 + t
+        x0, x1, x2, x3 = philox4x32_10(b & M32, b >> np.uint64(32), c2, c3, k0, k1)
+        z0, z1 = box_muller_f32(x0, x1)
+        z2, z3 = box_muller_f32(x2, x3)
+        j = o + (t << _TWO)
+        buf[j] = z0 * scale
+        buf[j + _ONE] = z1 * scale
+        buf[j + _TWO] = z2 * scale
+        buf[j + _THREE] = z3 * scale
+    o += nb << _TWO
+    i += nb << _TWO
+    while o < n:
+        buf[o] = _normal_at32(i, c2, c3, k0, k1) * scale
+        i += _ONE
+        o += _ONE
+
+
+@helper
+def _fill_normal_f64(buf, v0, n, c2, c3, k0, k1, scale):
+    """buf[o] = value v0 + o of the float64 normal stream (c2, c3) times scale, o < n."""
+    o = np.uint64(0)
+    i = np.uint64(v0)
+    n = np.uint64(n)
+    if (i & _ONE) != np.uint64(0) and o < n:
+        buf[o] = _normal_at64(i, c2, c3, k0, k1) * scale
+        i += _ONE
+        o += _ONE
+    nb = (n - o) >> _ONE
+    b0 = i >> _ONE
+    for t in range(nb):
+        b = b0 + t
+        x0, x1, x2, x3 = philox4x32_10(b & M32, b >> np.uint64(32), c2, c3, k0, k1)
+        z0, z1 = box_muller_f64(x0, x1, x2, x3)
+        j = o + (t << _ONE)
+        buf[j] = z0 * scale
+        buf[j + _ONE] = z1 * scale
+    o += nb << _ONE
+    i += nb << _ONE
+    if o < n:
+        buf[o] = _normal_at64(i, c2, c3, k0, k1) * scale
+
+
+@helper
+def _fill_uniform_f32(buf, v0, n, c2, c3, k0, k1, mul, add, scale):
+    """buf[o] = (u * mul + add) * scale, u the float32 uniform value v0 + o of stream (c2, c3)."""
+    o = np.uint64(0)
+    i = np.uint64(v0)
+    n = np.uint64(n)
+    while (i & _THREE) != np.uint64(0) and o < n:
+        b = i >> _TWO
+        x = philox4x32_10(b & M32, b >> np.uint64(32), c2, c3, k0, k1)
+        buf[o] = (uniform_f32(x[i & _THREE]) * mul + add) * scale
+        i += _ONE
+        o += _ONE
+    nb = (n - o) >> _TWO
+    b0 = i >> _TWO
+    for t in range(nb):
+        b = b0 + t
+        x0, x1, x2, x3 = philox4x32_10(b & M32, b >> np.uint64(32), c2, c3, k0, k1)
+        j = o + (t << _TWO)
+        buf[j] = (uniform_f32(x0) * mul + add) * scale
+        buf[j + _ONE] = (uniform_f32(x1) * mul + add) * scale
+        buf[j + _TWO] = (uniform_f32(x2) * mul + add) * scale
+        buf[j + _THREE] = (uniform_f32(x3) * mul + add) * scale
+    o += nb << _TWO
+    i += nb << _TWO
+    while o < n:
+        b = i >> _TWO
+        x = philox4x32_10(b & M32, b >> np.uint64(32), c2, c3, k0, k1)
+        buf[o] = (uniform_f32(x[i & _THREE]) * mul + add) * scale
+        i += _ONE
+        o += _ONE
+
+
+@helper
+def _fill_uniform_f64(buf, v0, n, c2, c3, k0, k1, mul, add, scale):
+    """buf[o] = (u * mul + add) * scale, u the float64 uniform value v0 + o of stream (c2, c3)."""
+    o = np.uint64(0)
+    i = np.uint64(v0)
+    n = np.uint64(n)
+    while o < n:
+        b = i >> _ONE
+        x0, x1, x2, x3 = philox4x32_10(b & M32, b >> np.uint64(32), c2, c3, k0, k1)
+        if (i & _ONE) == np.uint64(0):
+            buf[o] = (uniform_f64(x0, x1) * mul + add) * scale
+            if o + _ONE < n:
+                buf[o + _ONE] = (uniform_f64(x2, x3) * mul + add) * scale
+            i += _TWO
+            o += _TWO
+        else:
+            buf[o] = (uniform_f64(x2, x3) * mul + add) * scale
+            i += _ONE
+            o += _ONE
+
+
+def fill_normal(buf, v0, n, c2, c3, k0, k1, scale):
+    """Dtype dispatch (compile time) between the float32 and float64 normal fills."""
+
+
+@overload(fill_normal, inline="always")
+def _ol_fill_normal(buf, v0, n, c2, c3, k0, k1, scale):
+    if buf.dtype == types.float32:
+        return lambda buf, v0, n, c2, c3, k0, k1, scale: _fill_normal_f32(buf, v0, n, c2, c3, k0, k1, scale)
+    return lambda buf, v0, n, c2, c3, k0, k1, scale: _fill_normal_f64(buf, v0, n, c2, c3, k0, k1, scale)
+
+
+def fill_uniform(buf, v0, n, c2, c3, k0, k1, mul, add, scale):
+    """Dtype dispatch (compile time) between the float32 and float64 uniform fills."""
+
+
+@overload(fill_uniform, inline="always")
+def _ol_fill_uniform(buf, v0, n, c2, c3, k0, k1, mul, add, scale):
+    if buf.dtype == types.float32:
+        return (lambda buf, v0, n, c2, c3, k0, k1, mul, add, scale:
+                _fill_uniform_f32(buf, v0, n, c2, c3, k0, k1, mul, add, scale))
+    return (lambda buf, v0, n, c2, c3, k0, k1, mul, add, scale:
+            _fill_uniform_f64(buf, v0, n, c2, c3, k0, k1, mul, add, scale))
+
+
+def normal_at(i, c2, c3, k0, k1, like):
+    """Value i of the normal stream (c2, c3) in the dtype of the scalar ``like``."""
+
+
+@overload(normal_at)
+def _ol_normal_at(i, c2, c3, k0, k1, like):
+    if like == types.float32:
+        return lambda i, c2, c3, k0, k1, like: _normal_at32(i, c2, c3, k0, k1)
+    return lambda i, c2, c3, k0, k1, like: _normal_at64(i, c2, c3, k0, k1)
+
+
+def cast_like(x, arr):
+    """The number x in the dtype of the array ``arr`` (compile-time dispatch)."""
+
+
+@overload(cast_like, inline="always")
+def _ol_cast_like(x, arr):
+    if arr.dtype == types.float32:
+        return lambda x, arr: np.float32(x)
+    return lambda x, arr: np.float64(x)
+
+
+def attempt_shift(like):
+    """Bit position of the redraw counter in a value index (50 for float32, 49 for float64)."""
+
+
+@overload(attempt_shift, inline="always")
+def _ol_attempt_shift(like):
+    if like == types.float32:
+        return lambda like: ATTEMPT_SHIFT + np.uint64(2)
+    return lambda like: ATTEMPT_SHIFT + np.uint64(1)
+
+
+@helper
+def gen_values(buf, v0, n, family, mul, add, scale, c2, c3, k0, k1):
+    """buf[:n] = values v0 .. v0+n-1 of a weight matrix of the family, exactly as rf.sample draws them."""
+    if family == 0:
+        fill_normal(buf, v0, n, c2, c3, k0, k1, scale)
+    elif family == 1:
+        fill_uniform(buf, v0, n, c2, c3, k0, k1, mul, add, scale)
+    elif family == 2:
+        one = cast_like(1.0, buf)
+        fill_normal(buf, v0, n, c2, c3, k0, k1, one)
+        bound = cast_like(2.0, buf)
+        shift = attempt_shift(one)
+        for o in range(np.uint64(n)):
+            z = buf[o]
+            i = np.uint64(v0) + o
+            a = np.uint64(0)
+            while abs(z) > bound and a < np.uint64(MAX_ATTEMPTS):
+                a += _ONE
+                z = normal_at((a << shift) | i, c2, c3, k0, k1, one)
+            buf[o] = z * scale
+    else:
+        for o in range(n):
+            buf[o] = scale
+
+
+# --- the layer steps, shared by the generated and the given-weights paths -------------------------
+@helper
+def forward_gemm(X, Z, fi, width, pr, pbuf, W, given, family, mul, add, scale, c2, c3, k0, k1):
+    """Z[:width] = W_l @ X[:fi], W_l generated panel by panel (or read from W when ``given``)."""
+    Xin = X[:fi]
+    for i0 in range(0, width, pr):
+        nr = min(pr, width - i0)
+        if given:
+            np.dot(W[i0:i0 + nr], Xin, Z[i0:i0 + nr])
+        else:
+            wp = pbuf[:nr * fi]
+            gen_values(wp, np.uint64(i0) * np.uint64(fi), nr * fi, family, mul, add, scale, c2, c3, k0, k1)
+            np.dot(wp.reshape((nr, fi)), Xin, Z[i0:i0 + nr])
+
+
+@helper
+def backward_gemm(U, Dn, T, fi, width, pr, pbuf, W, given, family, mul, add, scale, c2, c3, k0, k1):
+    """Dn[:fi] = W_l^T @ U[:width], one GEMM per panel of rows, accumulated in panel order (T: scratch)."""
+    S = U.shape[1]
+    first = True
+    for i0 in range(0, width, pr):
+        nr = min(pr, width - i0)
+        dst = Dn[:fi] if first else T[:fi]
+        if given:
+            np.dot(W[i0:i0 + nr].T, U[i0:i0 + nr], dst)
+        else:
+            wp = pbuf[:nr * fi]
+            gen_values(wp, np.uint64(i0) * np.uint64(fi), nr * fi, family, mul, add, scale, c2, c3, k0, k1)
+            np.dot(wp.reshape((nr, fi)).T, U[i0:i0 + nr], dst)
+        if not first:
+            for k in range(fi):
+                for s in range(S):
+                    Dn[k, s] += T[k, s]
+        first = False
+
+
+@helper
+def add_bias(Z, width, bias_std, c2, c3, k0, k1):
+    """Z[i, :] += b_i, b_i = bias_std · value i of the normal stream (c2, c3) (PROP_BIAS, layer)."""
+    S = Z.shape[1]
+    for i in range(width):
+        b = normal_at(np.uint64(i), c2, c3, k0, k1, bias_std) * bias_std
+        for s in range(S):
+            Z[i, s] += b
+
+
+@helper
+def moments(A, rows, colm, colq, st, c_mean, c_var, c_unit):
+    """Mean, variance and mean within-column variance of A[:rows] (all in float64), into st[c_*].
+
+    Two passes: column means m_s, then sum (a - m_s)²; var = unit part + variance of the m_s
+    (an exact decomposition, no cancellation).
+    """
+    S = A.shape[1]
+    for s in range(S):
+        colm[s] = 0.0
+        colq[s] = 0.0
+    for i in range(rows):
+        for s in range(S):
+            colm[s] += np.float64(A[i, s])
+    tot = 0.0
+    for s in range(S):
+        colm[s] = colm[s] / rows
+        tot += colm[s]
+    mean = tot / S
+    for i in range(rows):
+        for s in range(S):
+            d = np.float64(A[i, s]) - colm[s]
+            colq[s] += d * d
+    unit = 0.0
+    between = 0.0
+    for s in range(S):
+        unit += colq[s]
+        d = colm[s] - mean
+        between += d * d
+    unit = unit / (rows * S)
+    st[c_mean] = mean
+    st[c_unit] = unit
+    st[c_var] = unit + between / S
+
+
+@helper
+def activate(Z, X, D, width, act, st, do_stats, colm, colq):
+    """X[:width] = f(Z), D = f'(Z); with ``do_stats`` the pre-activation and activation statistics."""
+    S = Z.shape[1]
+    if do_stats:
+        moments(Z, width, colm, colq, st, 0, 1, 2)
+    one = cast_like(1.0, Z)
+    zero = cast_like(0.0, Z)
+    if act == 0:
+        for i in range(width):
+            for s in range(S):
+                X[i, s] = Z[i, s]
+                D[i, s] = one
+    elif act == 1:
+        for i in range(width):
+            for s in range(S):
+                t = np.tanh(Z[i, s])
+                X[i, s] = t
+                D[i, s] = one - t * t
+    elif act == 2:
+        for i in range(width):
+            for s in range(S):
+                g = one / (one + np.exp(-Z[i, s]))
+                X[i, s] = g
+                D[i, s] = g * (one - g)
+    else:
+        for i in range(width):
+            for s in range(S):
+                z = Z[i, s]
+                pos = z > zero
+                X[i, s] = z if pos else zero
+                D[i, s] = one if pos else zero
+    if do_stats:
+        moments(X, width, colm, colq, st, 3, 4, 5)
+        a = 0.0
+        for i in range(width):
+            for s in range(S):
+                a += abs(np.float64(X[i, s]))
+        st[6] = a / (width * S)
+
+
+@helper
+def grad_stat(Dn, fi, st):
+    """st[7] = mean over units and samples of Dn[:fi]² (float64)."""
+    S = Dn.shape[1]
+    a = 0.0
+    for k in range(fi):
+        for s in range(S):
+            v = np.float64(Dn[k, s])
+            a += v * v
+    st[7] = a / (fi * S)
+
+
+@helper
+def draw_inputs(X, G, in_width, width, c2, c3x, c3g, k0, k1):
+    """X[k, s] = value k of the normal stream (c2, c3x + s); G[i, s] = value i of (c2, c3g + s)."""
+    S = X.shape[1]
+    like = cast_like(0.0, X)
+    for s in range(S):
+        for k in range(in_width):
+            X[k, s] = normal_at(np.uint64(k), c2, c3x + np.uint64(s), k0, k1, like)
+        for i in range(width):
+            G[i, s] = normal_at(np.uint64(i), c2, c3g + np.uint64(s), k0, k1, like)
+
+
+@helper
+def backward_step(D, G, T2, T, fi, width, pr, pbuf, W, given, family, mul, add, scale, c2, c3, k0, k1):
+    """U = D ⊙ G (into D), T2[:fi] = W^T U; returns nothing (the caller swaps G and T2)."""
+    S = G.shape[1]
+    for i in range(width):
+        for s in range(S):
+            D[i, s] = D[i, s] * G[i, s]
+    backward_gemm(D, T2, T, fi, width, pr, pbuf, W, given, family, mul, add, scale, c2, c3, k0, k1)
+
+
+# --- the main kernel: generated weights, network-major ---------------------------------------------
+def _sig(dt):
+    a2 = types.Array(dt, 2, "C")
+    return types.void(types.float64[:, :, ::1], _u64, _u64, _u64, _u64, _u64, _u64, _u64, _i64, dt, dt,
+                      dt, dt, dt, _i64, _i64, _i64, _i64, _i64, _i64, a2)
+
+
+@kernel([_sig(types.float32), _sig(types.float64)], parallel=True)
+def propagate(stats, k0, k1, c2_start, c3w, c3b, c3x, c3g, family, mul, add, scale0, scale, bias_std,
+              width, in_width, samples, act, seg, pr, wdummy):
+    """stats[j, l, :] for networks c2_start + j (see the module docstring).  ``scale0`` is layer 0's
+    scale (its fan-in is ``in_width``), ``scale`` that of the others; wdummy: any (0, 0) array of the
+    dtype (its dtype selects the specialisation)."""
+    nnet, depth, _ = stats.shape
+    dt = wdummy.dtype
+    S = samples
+    maxw = max(width, in_width)
+    nseg = (depth + seg - 1) // seg
+    for jj in prange(nnet):
+        c2 = (c2_start + np.uint64(jj)) & M32
+        X = np.empty((maxw, S), dt)
+        Z = np.empty((width, S), dt)
+        G = np.empty((maxw, S), dt)
+        G2 = np.empty((maxw, S), dt)
+        T = np.empty((maxw, S), dt)
+        D = np.empty((seg, width, S), dt)
+        ck = np.empty((nseg if nseg > 1 else 0, maxw, S), dt)
+        pbuf = np.empty(pr * maxw, dt)
+        colm = np.empty(S, np.float64)
+        colq = np.empty(S, np.float64)
+        st = stats[jj]
+        draw_inputs(X, G, in_width, width, c2, c3x, c3g, k0, k1)
+        # forward pass, with statistics
+        for layer in range(depth):
+            fi = in_width if layer == 0 else width
+            if nseg > 1 and layer % seg == 0:
+                ck[layer // seg, :fi] = X[:fi]
+            c3 = c3w + np.uint64(layer)
+            sc = scale0 if layer == 0 else scale
+            forward_gemm(X, Z, fi, width, pr, pbuf, wdummy, False, family, mul, add, sc, c2, c3, k0, k1)
+            if bias_std != 0:
+                add_bias(Z, width, bias_std, c2, c3b + np.uint64(layer), k0, k1)
+            activate(Z, X, D[layer % seg], width, act, st[layer], True, colm, colq)
+        # backward pass, segment by segment (one segment, stored during the forward pass, when seg >= depth)
+        for sg in range(nseg - 1, -1, -1):
+            l0 = sg * seg
+            l1 = min(depth, l0 + seg)
+            if nseg > 1:
+                fi0 = in_width if l0 == 0 else width
+                X[:fi0] = ck[sg, :fi0]
+                for layer in range(l0, l1):
+                    fi = in_width if layer == 0 else width
+                    c3 = c3w + np.uint64(layer)
+                    sc = scale0 if layer == 0 else scale
+                    forward_gemm(X, Z, fi, width, pr, pbuf, wdummy, False, family, mul, add, sc, c2, c3,
+                                 k0, k1)
+                    if bias_std != 0:
+                        add_bias(Z, width, bias_std, c2, c3b + np.uint64(layer), k0, k1)
+                    activate(Z, X, D[layer - l0], width, act, st[layer], False, colm, colq)
+            for layer in range(l1 - 1, l0 - 1, -1):
+                fi = in_width if layer == 0 else width
+                c3 = c3w + np.uint64(layer)
+                sc = scale0 if layer == 0 else scale
+                backward_step(D[layer - l0], G, G2, T, fi, width, pr, pbuf, wdummy, False, family, mul, add,
+                              sc, c2, c3, k0, k1)
+                grad_stat(G2, fi, st[layer])
+                G, G2 = G2, G
+
+
+# --- given weights (orthogonal): layer-major steps over a chunk of networks -----------------------
+def _sig_init(dt):
+    a3 = types.Array(dt, 3, "C")
+    return types.void(a3, a3, _u64, _u64, _u64, _u64, _u64, _i64, _i64)
+
+
+@kernel([_sig_init(types.float32), _sig_init(types.float64)], parallel=True)
+def given_init(X3, G3, k0, k1, c2_start, c3x, c3g, in_width, width):
+    """X3[b] = inputs x_0, G3[b] = output gradients g of network c2_start + b."""
+    for b in prange(X3.shape[0]):
+        c2 = (c2_start + np.uint64(b)) & M32
+        draw_inputs(X3[b], G3[b], in_width, width, c2, c3x, c3g, k0, k1)
+
+
+def _sig_fwd(dt):
+    a3 = types.Array(dt, 3, "C")
+    a4 = types.Array(dt, 4, "C")
+    return types.void(a3, a3, a3, a4, types.float64[:, :, ::1], _i64, _u64, _u64, _u64, _u64, dt, _i64,
+                      _i64)
+
+
+@kernel([_sig_fwd(types.float32), _sig_fwd(types.float64)], parallel=True)
+def given_forward(W3, X3, Z3, D4, stats, layer, k0, k1, c2_start, c3b, bias_std, act, pr):
+    """One forward layer of networks c2_start + b with the given weights W3[b] (width, fan_in); D4[b]
+    holds f'(z) of every layer; stats[b, layer] the layer's forward statistics."""
+    width, fi = W3.shape[1], W3.shape[2]
+    S = X3.shape[2]
+    dt = X3.dtype
+    for b in prange(W3.shape[0]):
+        c2 = (c2_start + np.uint64(b)) & M32
+        pbuf = np.empty(0, dt)
+        colm = np.empty(S, np.float64)
+        colq = np.empty(S, np.float64)
+        X = X3[b]
+        Z = Z3[b]
+        forward_gemm(X, Z, fi, width, pr, pbuf, W3[b], True, 0, bias_std, bias_std, bias_std, c2,
+                     np.uint64(0), k0, k1)
+        if bias_std != 0:
+            add_bias(Z, width, bias_std, c2, c3b + np.uint64(layer), k0, k1)
+        activate(Z, X, D4[b, layer], width, act, stats[b, layer], True, colm, colq)
+
+
+def _sig_bwd(dt):
+    a3 = types.Array(dt, 3, "C")
+    a4 = types.Array(dt, 4, "C")
+    return types.void(a3, a4, a3, a3, a3, types.float64[:, :, ::1], _i64, _i64)
+
+
+@kernel([_sig_bwd(types.float32), _sig_bwd(types.float64)], parallel=True)
+def given_backward(W3, D4, G3, G3b, T3, stats, layer, pr):
+    """One backward layer: G3b[b][:fan_in] = W3[b]^T (f'(z_layer) ⊙ G3[b]) and its grad_var.  The caller
+    swaps G3 and G3b."""
+    width, fi = W3.shape[1], W3.shape[2]
+    dt = G3.dtype
+    for b in prange(W3.shape[0]):
+        pbuf = np.empty(0, dt)
+        one = cast_like(1.0, G3)  # (family, mul, add, scale are unused with given weights)
+        backward_step(D4[b, layer], G3[b], G3b[b], T3[b], fi, width, pr, pbuf, W3[b], True, 0, one, one, one,
+                      np.uint64(0), np.uint64(0), np.uint64(0), np.uint64(0))
+        grad_stat(G3b[b], fi, stats[b, layer])
+
+
+# --- the weights as the kernel generates them (for tests) ------------------------------------------
+def _sig_w(dt):
+    return types.void(types.Array(dt, 3, "C"), _u64, _u64, _u64, _u64, _i64, dt, dt, dt, _i64)
+
+
+@kernel([_sig_w(types.float32), _sig_w(types.float64)], parallel=False)
+def layer_weights(out, k0, k1, c2_start, c3, family, mul, add, scale, pr):
+    """out[b] = layer c3 of network c2_start + b exactly as ``propagate`` generates it, panel by panel
+    (for the test that it equals rf.sample bit for bit)."""
+    nb, width, fi = out.shape
+    for b in range(nb):
+        c2 = (c2_start + np.uint64(b)) & M32
+        flat = out[b].reshape(width * fi)
+        for i0 in range(0, width, pr):
+            nr = min(pr, width - i0)
+            gen_values(flat[i0 * fi:(i0 + nr) * fi], np.uint64(i0) * np.uint64(fi), nr * fi, family, mul, add,
+                       scale, c2, c3, k0, k1)
