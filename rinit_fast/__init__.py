@@ -6,6 +6,7 @@ Public API (BRIEF §3): ``sample``, ``schemes``, ``gain``, ``scheme_std``, ``spe
 from __future__ import annotations
 
 from . import rng, theory
+from .propagate import PropagateResult, propagate
 from .sampling import sample
 from .scheme_table import gain, scheme_law, scheme_mean, scheme_std, schemes
 from .calibrate import calibrate
@@ -14,4 +15,4 @@ from .studies import load_study, run_study
 __version__ = "0.1.0"
 
 __all__ = ["sample", "schemes", "gain", "scheme_std", "scheme_mean", "scheme_law", "rng", "theory",
-           "calibrate", "run_study", "load_study", "__version__"]
+           "calibrate", "run_study", "load_study", "propagate", "PropagateResult", "__version__"]
