@@ -8,7 +8,11 @@ import numpy as np
 
 
 def _plt():
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise RuntimeError("the report's figures need matplotlib: pip install matplotlib (or "
+                           "\"rinit_fast[plot]\")") from exc
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
     return plt
