@@ -17,7 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 CFG = {"seed": 11, "samples": 6, "chunk": 4, "widths": [6, 9],
        "schemes": ["glorot_normal", {"scheme": "rescaled_glorot", "label": "resc", "s": 1.2},
-                   "complex_glorot"],
+                   "orthogonal"],
        "radius": {}, "norm": {},
        "unroll": {"horizons": [2, 4, 6], "realizations": 2, "runs": ["powers", "linear", "tanh"]}}
 
@@ -38,7 +38,7 @@ def reference(tmp_path_factory):
 
 def test_layout_and_labels(reference):
     r = reference
-    assert r.complete and r.labels == ["glorot_normal", "resc", "complex_glorot"] and r.widths == [6, 9]
+    assert r.complete and r.labels == ["glorot_normal", "resc", "orthogonal"] and r.widths == [6, 9]
     assert r["radius"].shape == (3, 2, 6) and r.dims["radius"] == ("scheme", "width", "sample")
     assert r["tanh_tangent_log_norm"].shape == (3, 2, 6, 2, 3)
     assert r.dims["powers_log_norm"] == ("scheme", "width", "sample", "realization", "horizon")
@@ -174,3 +174,18 @@ def test_dask_two_workers_bit_identical(tmp_path, reference):
     pytest.importorskip("dask.distributed")
     res = run_study(CFG, tmp_path / "dask", workers=2, chunk=2)
     _same(reference, res)
+
+
+def test_tanh_refused_for_complex():
+    with pytest.raises(ConfigError, match="complex tanh"):
+        cfgmod.normalize(dict(CFG, schemes=["complex_glorot"], unroll={"horizons": [1], "runs": ["tanh"]}))
+
+
+def test_complex_scheme_study(tmp_path):
+    cfg = dict(CFG, schemes=["complex_glorot"], samples=3,
+               unroll={"horizons": [2, 4], "realizations": 2, "runs": ["powers", "linear"]})
+    a = run_study(cfg, tmp_path / "a", chunk=1)
+    W = rf.sample("complex_glorot", 9, batch=3, seed=11).astype(np.complex128)
+    np.testing.assert_allclose(a.sel("radius", "complex_glorot", 9), np.abs(np.linalg.eigvals(W)).max(-1),
+                               rtol=1e-4)
+    _same(a, run_study(cfg, tmp_path / "b", chunk=3))

@@ -218,6 +218,11 @@ def normalize(raw):
     cfg["radius"] = _spectral(raw["radius"], "radius") if raw.get("radius") is not None else None
     cfg["norm"] = _spectral(raw["norm"], "norm") if raw.get("norm") is not None else None
     cfg["unroll"] = _unroll(raw["unroll"]) if raw.get("unroll") is not None else None
+    if cfg["unroll"] and "tanh" in cfg["unroll"]["runs"]:
+        cplx = [s["label"] for s in cfg["schemes"] if s["complex"]]
+        if cplx:
+            raise ConfigError(f"unroll.runs: the tanh run is for real matrices only (the complex tanh has "
+                              f"poles), but {cplx} are complex; run them in a study without \"tanh\"")
     if not any(cfg[m] for m in MEASURES):
         raise ConfigError("nothing to measure: add at least one of the tables [radius], [norm], "
                           "[unroll]")

@@ -267,7 +267,11 @@ def run_study(config, out, workers=None, scheduler=None, *, chunk=None, progress
 
 
 def _run_dask(cfg, tasks, done, failures, workers, scheduler):
-    from dask.distributed import Client, LocalCluster, as_completed
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError as exc:
+        raise RuntimeError("workers= / scheduler= (--workers / --scheduler) need Dask: pip install "
+                           "\"rinit_fast[dask]\"") from exc
     cluster = None
     own_client = True
     if scheduler is not None and not isinstance(scheduler, str):

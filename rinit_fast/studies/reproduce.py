@@ -29,6 +29,9 @@ from .execute import load_study, run_study
 
 RADIUS_SCHEMES = ["glorot_normal", "half_glorot", "complex_glorot"]
 CURVE_SCHEMES = ["glorot_normal", "half_glorot", "rescaled_glorot", "complex_glorot", "orthogonal"]
+EXCEED = 1.0 + 1e-5
+"""P(rho > 1) counts rho > 1 + 1e-5: an orthogonal matrix has rho = 1 exactly, and rounding must not count
+as exceeding it (the Glorot laws put about 1e-4 of their mass in (1, 1 + 1e-5])."""
 P_DEFAULT = math.exp(-math.exp(-0.57721566490153286061 - math.pi / math.sqrt(6.0)))
 """The probability p = exp(-e^{-c}) of the default c = γ_E + π/√6 (≈ 0.856)."""
 
@@ -60,7 +63,12 @@ def _configs(st, backend, seed):
         "recurrence": dict(base, name="recurrence", samples=st["curve_samples"], chunk=1,
                            widths=[st["curve_width"]], schemes=CURVE_SCHEMES,
                            unroll={"horizons": st["horizons"], "realizations": st["realizations"],
-                                   "runs": ["powers", "linear", "tanh"], "tangent": True}),
+                                   "runs": ["powers", "linear"]}),
+        # the tanh RNN is real (the complex tanh has poles)
+        "tanh": dict(base, name="tanh", samples=st["curve_samples"], chunk=1, widths=[st["curve_width"]],
+                     schemes=[s for s in CURVE_SCHEMES if s != "complex_glorot"],
+                     unroll={"horizons": st["horizons"], "realizations": st["realizations"],
+                             "runs": ["tanh"], "tangent": True}),
     }
 
 
@@ -126,7 +134,7 @@ def reproduce(out="rinit-report", *, backend="cpu", quick=False, seed=2026, prog
                 x = r["radius"][i, j]
                 law = _law(label, n)
                 panels[(label, n)] = (x, law)
-                k = int(np.sum(x > 1.0))
+                k = int(np.sum(x > EXCEED))
                 lo, hi = clopper_pearson(k, x.size)
                 q = np.quantile(x, [0.05, 0.25, 0.5, 0.75, 0.95])
                 row = {"scheme": label, "width": n, "samples": int(x.size), "p_gt_1": k / x.size,
@@ -153,26 +161,28 @@ def reproduce(out="rinit-report", *, backend="cpu", quick=False, seed=2026, prog
             "formula": theory.rescale_factor(n) if n >= theory.MIN_N else None})
 
     # (b, c) recurrences --------------------------------------------------------------------------
-    rc = res["recurrence"]
+    rc, rt = res["recurrence"], res["tanh"]
     t = np.array(rc.horizons)
-    titles = {"powers": ("||W^k x||: pure powers, x ~ N(0, I)", "log10 ||W^k x||", "powers.png"),
-              "linear": ("||h_t||: linear RNN h_t = W h_{t-1} + x_t", "log10 ||h_t||", "linear_rnn.png"),
-              "tanh_tangent": ("tanh RNN: tangent ||v_t|| = ||dh_t/dh_0 v_0|| (gradient flow)",
+    titles = {"powers": (rc, "||W^k x||: pure powers, x ~ N(0, I)", "log10 ||W^k x||", "powers.png"),
+              "linear": (rc, "||h_t||: linear RNN h_t = W h_{t-1} + x_t", "log10 ||h_t||", "linear_rnn.png"),
+              "tanh_tangent": (rt, "tanh RNN: tangent ||v_t|| = ||dh_t/dh_0 v_0|| (gradient flow)",
                                "log10 ||v_t||", "tanh_tangent.png")}
-    for run, (title, ylab, fname) in titles.items():
-        series = {label: rc[f"{run}_log_norm"][i, 0] for i, label in enumerate(rc.labels)}
-        figures.curves(os.path.join(out, fname), t, series, f"{title} (n={rc.widths[0]})", ylab)
+    for run, (r, title, ylab, fname) in titles.items():
+        series = {label: r[f"{run}_log_norm"][i, 0] for i, label in enumerate(r.labels)}
+        figures.curves(os.path.join(out, fname), t, series, f"{title} (n={r.widths[0]})", ylab)
     rec_rows = []
     for i, label in enumerate(rc.labels):
         row = {"scheme": label, "width": rc.widths[0], "matrices": rc.samples,
                "realizations": rc.config["unroll"]["realizations"], "T": int(t[-1])}
         for run in ("powers", "linear", "tanh", "tanh_tangent"):
-            a = rc[f"{run}_log_norm"][i, 0]  # (matrices, R, horizons)
-            m = a.reshape(-1, len(t)).mean(axis=0)
+            r = rt if run.startswith("tanh") else rc
+            if label not in r.labels:
+                row[f"{run}_mean_log_norm_T"] = row[f"{run}_rate_per_step"] = ""
+                continue
+            a = r[f"{run}_log_norm"][r.labels.index(label), 0]  # (matrices, R, horizons)
+            m, rate = growth(a, t)
             row[f"{run}_mean_log_norm_T"] = float(m[-1])
-            half = len(t) // 2
-            row[f"{run}_rate_per_step"] = float((m[-1] - m[half]) / (t[-1] - t[half])) if half < len(t) - 1 \
-                else float((m[-1] - m[0]) / max(1, t[-1] - t[0]))
+            row[f"{run}_rate_per_step"] = rate
         rec_rows.append(row)
     _write_csv(os.path.join(out, "recurrence_table.csv"), rec_rows)
     summary["recurrence"] = rec_rows
@@ -190,15 +200,27 @@ def reproduce(out="rinit-report", *, backend="cpu", quick=False, seed=2026, prog
     return summary
 
 
+def growth(a, t):
+    """(mean log norm per horizon over matrices and realisations, its growth rate per step over the second
+    half of the horizons)."""
+    m = np.asarray(a).reshape(-1, len(t)).mean(axis=0)
+    half = len(t) // 2
+    if half >= len(t) - 1:
+        half = 0
+    return m, float((m[-1] - m[half]) / max(1, t[-1] - t[half]))
+
+
 def _jsonable(v):
     if isinstance(v, np.generic):
         return v.item()
     raise TypeError(type(v))
 
 
-PROP_CASES = [("tanh", "glorot_normal", {}), ("tanh", "lecun_normal", {}), ("tanh", "normal", {"std": 1.0}),
-              ("relu", "he_normal", {}), ("relu", "glorot_normal", {}),
-              ("sigmoid", "glorot_normal", {})]
+PROP_CASES = [  # (activation, scheme, gain, params): 002_*.txt and 003_*.txt
+    ("tanh", "glorot_normal", 1.0, {}), ("tanh", "glorot_normal", 5.0 / 3.0, {}),
+    ("tanh", "normal", 1.0, {"std": 1.0}),
+    ("relu", "he_normal", 1.0, {}), ("relu", "glorot_normal", 1.0, {}),
+    ("sigmoid", "glorot_normal", 1.0, {}), ("sigmoid", "glorot_normal", 4.0, {})]
 
 
 def _propagation(out, ps, backend, seed, progress, log):
@@ -213,19 +235,20 @@ def _propagation(out, ps, backend, seed, progress, log):
         mean_field = None
     profiles, rows = {}, []
     bar = _bar(len(PROP_CASES), "propagate", progress)
-    for act, scheme, params in PROP_CASES:
+    for act, scheme, gain, params in PROP_CASES:
         r = propagate(scheme, ps["width"], ps["depth"], activation=act, batch=ps["batch"],
-                      samples=ps["samples"], seed=seed, backend=backend, **params)
+                      samples=ps["samples"], seed=seed, backend=backend, gain=gain, **params)
         pv, gv = np.asarray(r.preact_var, float), np.asarray(r.grad_var, float)
         mpv = mgv = None
         if mean_field is not None:
-            wv = ps["width"] * scheme_table.scheme_std(scheme, ps["width"], **params) ** 2
+            wv = ps["width"] * scheme_table.scheme_std(scheme, ps["width"], gain, **params) ** 2
             try:
                 mf = mean_field(act, wv, 0.0, ps["depth"])
                 mpv, mgv = mf.preact_var, mf.grad_var
             except ValueError:
                 pass
-        label = f"{act} / {scheme}" + (f" std={params['std']}" if params else "")
+        label = f"{act} / {scheme}" + (f" std={params['std']:g}" if params else "") + \
+            (f" gain={gain:.4g}" if gain != 1.0 else "")
         profiles[label] = (pv, gv, mpv, mgv)
         row = {"activation": act, "scheme": label.split(" / ")[1], "width": ps["width"], "depth": ps["depth"],
                "preact_var_first": float(pv[0]), "preact_var_last": float(pv[-1]),
@@ -246,6 +269,14 @@ def _propagation(out, ps, backend, seed, progress, log):
 def _bar(total, desc, enabled):
     from .execute import _bar as b
     return b(total, desc, enabled)
+
+
+def _trend(rate, flat=1e-4):
+    return "stays flat" if abs(rate) < flat else ("grows" if rate > 0 else "decays")
+
+
+def _f(x, d=4):
+    return "–" if x == "" else fmt(x, d)
 
 
 def fmt(x, d=4):
@@ -308,22 +339,28 @@ def _summary_md(s, prop_note):
     for r in s["recurrence"]:
         L.append(f"| {r['scheme']} | {r['width']} | {r['T']} | {fmt(r['powers_mean_log_norm_T'])} | "
                  f"{fmt(r['powers_rate_per_step'], 5)} | {fmt(r['linear_mean_log_norm_T'])} | "
-                 f"{fmt(r['linear_rate_per_step'], 5)} | {fmt(r['tanh_mean_log_norm_T'])} | "
-                 f"{fmt(r['tanh_tangent_mean_log_norm_T'])} | {fmt(r['tanh_tangent_rate_per_step'], 5)} |")
+                 f"{fmt(r['linear_rate_per_step'], 5)} | {_f(r['tanh_mean_log_norm_T'])} | "
+                 f"{_f(r['tanh_tangent_mean_log_norm_T'])} | {_f(r['tanh_tangent_rate_per_step'], 5)} |")
     L += ["", "Findings:", ""]
     for r in s["recurrence"]:
-        L.append(f"- {r['scheme']}: ||W^k x|| {'grows' if r['powers_rate_per_step'] > 0 else 'decays'} at "
-                 f"{fmt(r['powers_rate_per_step'], 5)} per step (log), mean log||W^T x|| = "
-                 f"{fmt(r['powers_mean_log_norm_T'])} at T = {r['T']}; the linear RNN's log||h_T|| = "
-                 f"{fmt(r['linear_mean_log_norm_T'])}; the tanh RNN's gradient flow "
-                 f"{'grows' if r['tanh_tangent_rate_per_step'] > 0 else 'decays'} at "
-                 f"{fmt(r['tanh_tangent_rate_per_step'], 5)} per step.")
-    L += ["", "## (d) Depth: variance profiles", ""]
+        line = (f"- {r['scheme']}: ||W^k x|| {_trend(r['powers_rate_per_step'])} "
+                f"({fmt(r['powers_rate_per_step'], 5)} per step in log), mean log||W^T x|| = "
+                f"{fmt(r['powers_mean_log_norm_T'])} at T = {r['T']}; the linear RNN's mean log||h_T|| = "
+                f"{fmt(r['linear_mean_log_norm_T'])} ({fmt(r['linear_rate_per_step'], 5)} per step)")
+        if r["tanh_tangent_rate_per_step"] != "":
+            line += (f"; the tanh RNN's gradient flow {_trend(r['tanh_tangent_rate_per_step'])} "
+                     f"({fmt(r['tanh_tangent_rate_per_step'], 5)} per step in log)")
+        L.append(line + ".")
+    L += ["", "(The tanh RNN is run for the real schemes only: the complex tanh has poles.)",
+          "", "## (d) Depth: variance profiles", ""]
     if prop_note:
         L.append(prop_note)
     else:
-        L += ["| activation | scheme | width | depth | preact var, layer 1 | preact var, last | "
-              "grad var, layer 1 | grad var, last |", "|---|---|---|---|---|---|---|---|"]
+        L += ["Variance of the pre-activations of the first and last layer, and of the back-propagated "
+              "gradient at the network input and at the last layer's input (rf.propagate; the mean-field "
+              "prediction is dashed in propagation.png):", "",
+              "| activation | scheme | width | depth | preact var, layer 1 | preact var, last | "
+              "grad var, input | grad var, last layer |", "|---|---|---|---|---|---|---|---|"]
         for r in s["propagation"]:
             L.append(f"| {r['activation']} | {r['scheme']} | {r['width']} | {r['depth']} | "
                      f"{r['preact_var_first']:.4g} | {r['preact_var_last']:.4g} | {r['grad_var_first']:.4g} | "
