@@ -1,5 +1,5 @@
 """The real kernels of kernels/cuda/sampling.cu, run on the CPU under a small CUDA execution model
-(tests/cuda_host/cuda_shim.h: warps of 32 threads meeting at barriers in __shfl_sync, __ballot_sync and
+(tests/cuda_host/cuda_shim.h: warps of 32 coroutine lanes that meet in __shfl_sync, __ballot_sync and
 __syncwarp), compared bit for bit with the CPU kernels of kernels/cpu/sampling.py.
 
 No GPU needed.  This checks what the header test (tests/test_cuda_header_host.py) cannot: the kernels'
@@ -7,7 +7,7 @@ indexing (the grid-stride cursor over (matrix, sub, block), tails, the aligned 1
 warp-staged path for rows that start inside a 16-byte group), that every output element is written
 once and nothing outside it, the truncated-normal redraws, and that grid and block sizes change no
 value.  What it cannot check: the device code generation (tests/test_cuda_compile.py covers the PTX)
-and real GPU timing or memory behaviour.  Skips without a C++20 compiler.
+and real GPU timing or memory behaviour.  Skips without a C++ compiler.
 """
 import os
 import shutil
@@ -34,11 +34,11 @@ def emu(tmp_path_factory):
     if not cxx:
         pytest.skip("no C++ compiler on PATH")
     exe = tmp_path_factory.mktemp("emu") / "emulate"
-    cmd = [cxx, "-std=c++20", "-O2", "-pthread", "-ffp-contract=off", "-w", "-I", str(_cuda_dir()),
+    cmd = [cxx, "-std=c++17", "-O2", "-ffp-contract=off", "-w", "-I", str(_cuda_dir()),
            "-I", str(HERE / "cuda_host"), str(HERE / "cuda_host" / "emulate.cpp"), "-o", str(exe)]
     r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0 and ("barrier" in r.stderr or "c++20" in r.stderr):
-        pytest.skip(f"{cxx} lacks C++20 <barrier>: {r.stderr[:200]}")
+    if r.returncode != 0 and "ucontext" in r.stderr:
+        pytest.skip(f"no <ucontext.h> for the warp emulation: {r.stderr[:200]}")
     assert r.returncode == 0, f"{' '.join(cmd)}\n{r.stderr}"
     return exe
 

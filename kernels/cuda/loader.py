@@ -162,7 +162,18 @@ def _device_sms(device_id):
     return int(cp.cuda.Device(device_id).attributes["MultiProcessorCount"])
 
 
+_occupancy = {}
+
+
 def _blocks_per_sm(kernel, block, smem):
+    key = (id(kernel), block, smem, _cupy().cuda.Device().id)
+    n = _occupancy.get(key)
+    if n is None:
+        n = _occupancy[key] = _blocks_per_sm_query(kernel, block, smem)
+    return n
+
+
+def _blocks_per_sm_query(kernel, block, smem):
     cp = _cupy()
     try:
         n = cp.cuda.driver.occupancyMaxActiveBlocksPerMultiprocessor(kernel.kernel.ptr, block, smem)

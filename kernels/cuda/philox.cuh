@@ -6,13 +6,16 @@
  * same IEEE operations in the same order, so every uniform and every normal is bit-identical on
  * both.  The rules that make this true (docs/cuda.md):
  *
- *  - Each floating-point operation is one correctly rounded IEEE operation: on the device an inline
- *    PTX instruction with an explicit round-to-nearest modifier (mul.rn / add.rn / sub.rn /
- *    div.rn / sqrt.rn), which ptxas never contracts into a fused multiply-add and which
- *    ignores -ftz=true (CuPy appends -ftz=true to every NVRTC compilation, after our options, so
- *    plain float operators would flush subnormal results to zero; the CPU keeps them).  Kernels are
- *    compiled with --fmad=false as well (belt and braces: a plain `a * b + c` left in a kernel by
- *    mistake still is not fused).
+ *  - Each floating-point operation is one correctly rounded IEEE operation with an explicit
+ *    round-to-nearest mode, which ptxas never contracts into a fused multiply-add: float32 through
+ *    inline PTX (mul.rn.f32, add.rn.f32, sub.rn.f32, sqrt.rn.f32), which also ignores -ftz=true (CuPy
+ *    appends -ftz=true to every NVRTC compilation, after our options, so plain float operators would
+ *    flush subnormal results to zero; the CPU keeps them); float64 through the __dmul_rn, __dadd_rn,
+ *    __dsub_rn, __ddiv_rn, __dsqrt_rn intrinsics (-ftz never touches float64).  Kernels are compiled
+ *    with --fmad=false as well (belt and braces: a plain `a * b + c` left in a kernel by mistake still
+ *    is not fused).
+ *  - The only fused operations are rf_fma_exact / rf_dfma_exact, used where the CPU's product is exact,
+ *    so that one rounding equals the CPU's two (each use says why).
  *  - No library log/sin/cos/exp: log, sin and cos are fixed polynomials (Cephes logf/sinf/cosf for
  *    float32, fdlibm __ieee754_log/__kernel_sin/__kernel_cos for float64) and the angle is reduced to
  *    an octant exactly, in integers.

@@ -3,18 +3,19 @@
 // Used by tests/cuda_host/emulate.cpp (tests/test_cuda_emulated.py) to check the kernels' indexing
 // without a GPU: the grid-stride cursor, the aligned 16-byte stores, the warp-staged path for
 // unaligned rows, tails, and that neither the grid nor the block size changes a value.  Each warp runs
-// as 32 std::threads that meet at a barrier in every warp primitive (__shfl_sync, __ballot_sync,
-// __syncwarp), so lanes really interleave as on a GPU; blocks run one after the other (the sampling
+// as 32 coroutines (ucontext) that meet in every warp primitive (__shfl_sync, __ballot_sync,
+// __syncwarp), so lanes interleave as on a GPU; blocks and warps run one after the other (the sampling
 // kernels never synchronise a whole block).  The arithmetic is the header's host branch, which
 // tests/test_cuda_header_host.py compares with the CPU stream.
 #pragma once
 
-#include <barrier>
+#include <ucontext.h>
+
+#include <functional>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <thread>
 #include <vector>
 
 #define __global__
@@ -32,28 +33,45 @@ struct float4 { float x, y, z, w; };
 static inline float4 make_float4(float x, float y, float z, float w) { float4 r = {x, y, z, w}; return r; }
 
 struct rf_dim3 { unsigned x = 1, y = 1, z = 1; };
-thread_local rf_dim3 threadIdx, blockIdx;
+rf_dim3 threadIdx, blockIdx;
 rf_dim3 blockDim, gridDim;
 
 // Dynamic shared memory of the (single) running block; kernels declare `extern __shared__ ... rf_smem[]`.
 alignas(16) unsigned char rf_smem[1 << 16];
+size_t rf_smem_limit = sizeof(rf_smem);   // the launch's dynamic shared memory size
+bool rf_smem_overrun = false;             // set when a block wrote past it
 
+static inline void rf_check_smem() {
+    for (size_t k = rf_smem_limit; k < sizeof(rf_smem); ++k)
+        if (rf_smem[k] != 0xA5) { rf_smem_overrun = true; return; }
+}
+
+// Warps: the 32 lanes of a warp are coroutines (ucontext) on one OS thread.  A warp primitive writes the
+// lane's value, yields until every lane has written, reads, and yields again until every lane has read.
 struct rf_warp_ctx {
-    std::barrier<> bar{32};
+    ucontext_t sched;
+    ucontext_t lane[32];
+    bool done[32];
     unsigned long long slot[32];
+    int cur = 0;
 };
-thread_local rf_warp_ctx* rf_tl_warp = nullptr;
+rf_warp_ctx* rf_tl_warp = nullptr;
 
+static inline rf_warp_ctx* rf_warp() {
+    if (!rf_tl_warp) { std::fprintf(stderr, "warp primitive in a kernel launched without warps\n"); std::abort(); }
+    return rf_tl_warp;
+}
 static inline int rf_lane() { return (int)(threadIdx.x & 31u); }
+static inline void rf_yield() { rf_warp_ctx* w = rf_warp(); swapcontext(&w->lane[w->cur], &w->sched); }
 
-static inline void __syncwarp(unsigned = 0xFFFFFFFFu) { rf_tl_warp->bar.arrive_and_wait(); }
+static inline void __syncwarp(unsigned = 0xFFFFFFFFu) { rf_yield(); }
 
 static inline unsigned __ballot_sync(unsigned, bool p) {
-    rf_tl_warp->slot[rf_lane()] = p ? 1ull : 0ull;
-    rf_tl_warp->bar.arrive_and_wait();
+    rf_warp()->slot[rf_lane()] = p ? 1ull : 0ull;
+    rf_yield();
     unsigned r = 0;
     for (int i = 0; i < 32; ++i) r |= (rf_tl_warp->slot[i] ? 1u : 0u) << i;
-    rf_tl_warp->bar.arrive_and_wait();
+    rf_yield();
     return r;
 }
 
@@ -62,10 +80,10 @@ static inline T __shfl_sync(unsigned, T v, int src) {
     static_assert(sizeof(T) <= 8, "shuffle of at most 8 bytes");
     unsigned long long bits = 0;
     std::memcpy(&bits, &v, sizeof(T));
-    rf_tl_warp->slot[rf_lane()] = bits;
-    rf_tl_warp->bar.arrive_and_wait();
+    rf_warp()->slot[rf_lane()] = bits;
+    rf_yield();
     bits = rf_tl_warp->slot[src & 31];
-    rf_tl_warp->bar.arrive_and_wait();
+    rf_yield();
     T r;
     std::memcpy(&r, &bits, sizeof(T));
     return r;
@@ -74,24 +92,60 @@ static inline T __shfl_sync(unsigned, T v, int src) {
 static inline int __clz(unsigned x) { return x ? __builtin_clz(x) : 32; }
 
 // Run kernel(args...) on a grid of `grid` blocks of `block` threads (block a multiple of 32).
+// warps = true: each warp's lanes run as coroutines that meet in the warp primitives (needed by kernels
+// that use them); warps = false: threads run one after the other (a warp primitive then aborts).
+static std::function<void()> rf_lane_body;
+static void rf_lane_entry() {
+    rf_lane_body();
+    rf_tl_warp->done[rf_tl_warp->cur] = true;   // returns to the scheduler through uc_link
+}
+
 template <typename... P, typename... A>
-void rf_launch(void (*kernel)(P...), unsigned grid, unsigned block, A... args) {
+void rf_launch_mode(bool warps, void (*kernel)(P...), unsigned grid, unsigned block, A... args) {
     gridDim.x = grid;
     blockDim.x = block;
+    static std::vector<std::vector<unsigned char>> stacks(32, std::vector<unsigned char>(1 << 18));
+    rf_lane_body = [&]() { kernel(args...); };
     for (unsigned b = 0; b < grid; ++b) {
         std::memset(rf_smem, 0xA5, sizeof(rf_smem));   // stale junk, as a fresh block would see
+        blockIdx.x = b;
+        if (!warps) {
+            rf_tl_warp = nullptr;
+            for (unsigned t = 0; t < block; ++t) {
+                threadIdx.x = t;
+                kernel(args...);
+            }
+            rf_check_smem();
+            continue;
+        }
         for (unsigned w = 0; w < block / 32; ++w) {
             rf_warp_ctx ctx;
-            std::vector<std::thread> lanes;
-            for (unsigned l = 0; l < 32; ++l) {
-                lanes.emplace_back([&, b, w, l]() {
-                    blockIdx.x = b;
-                    threadIdx.x = w * 32 + l;
-                    rf_tl_warp = &ctx;
-                    kernel(args...);
-                });
+            rf_tl_warp = &ctx;
+            for (int l = 0; l < 32; ++l) {
+                ctx.done[l] = false;
+                getcontext(&ctx.lane[l]);
+                ctx.lane[l].uc_stack.ss_sp = stacks[l].data();
+                ctx.lane[l].uc_stack.ss_size = stacks[l].size();
+                ctx.lane[l].uc_link = &ctx.sched;
+                makecontext(&ctx.lane[l], rf_lane_entry, 0);
             }
-            for (auto& t : lanes) t.join();
+            for (bool active = true; active;) {
+                active = false;
+                for (int l = 0; l < 32; ++l) {
+                    if (ctx.done[l]) continue;
+                    ctx.cur = l;
+                    threadIdx.x = w * 32 + l;
+                    swapcontext(&ctx.sched, &ctx.lane[l]);
+                    active = active || !ctx.done[l];
+                }
+            }
+            rf_tl_warp = nullptr;
         }
+        rf_check_smem();
     }
+}
+
+template <typename... P, typename... A>
+void rf_launch(void (*kernel)(P...), unsigned grid, unsigned block, A... args) {
+    rf_launch_mode(true, kernel, grid, block, args...);
 }

@@ -41,11 +41,11 @@ static int run_fill(int argc, char** argv) {
     const bool aligned = path == "auto" && N % V == 0 && (uintptr_t)out % 16 == 0;
     if (kind == "normal" || kind == "truncate") {
         const T std_ = kind == "normal" ? p1 : (T)1;
-        if (aligned) rf_launch(rf_normal_fill<T, true>, grid, block, out, A, S, N, k0, k1, c2, c3, std_);
+        if (aligned) rf_launch_mode(false, rf_normal_fill<T, true>, grid, block, out, A, S, N, k0, k1, c2, c3, std_);
         else rf_launch(rf_normal_fill<T, false>, grid, block, out, A, S, N, k0, k1, c2, c3, std_);
-        if (kind == "truncate") rf_launch(rf_truncate<T>, grid, block, out, A, S, N, k0, k1, c2, c3, p1, p2);
+        if (kind == "truncate") rf_launch_mode(false, rf_truncate<T>, grid, block, out, A, S, N, k0, k1, c2, c3, p1, p2);
     } else if (kind == "uniform") {
-        if (aligned) rf_launch(rf_uniform_fill<T, true>, grid, block, out, A, S, N, k0, k1, c2, c3, p1, p2, p3);
+        if (aligned) rf_launch_mode(false, rf_uniform_fill<T, true>, grid, block, out, A, S, N, k0, k1, c2, c3, p1, p2, p3);
         else rf_launch(rf_uniform_fill<T, false>, grid, block, out, A, S, N, k0, k1, c2, c3, p1, p2, p3);
     } else {
         std::fprintf(stderr, "unknown kind %s\n", kind.c_str());
@@ -85,7 +85,7 @@ int main(int argc, char** argv) {
             key[2 * i] = in[6 * i + 4];
             key[2 * i + 1] = in[6 * i + 5];
         }
-        rf_launch(rf_philox4x32_blocks, (unsigned)std::strtoul(argv[4], nullptr, 0),
+        rf_launch_mode(false, rf_philox4x32_blocks, (unsigned)std::strtoul(argv[4], nullptr, 0),
                   (unsigned)std::strtoul(argv[5], nullptr, 0), ctr.data(), key.data(), out.data(), n);
         f = std::fopen(argv[3], "wb");
         if (!f) return 2;
