@@ -23,13 +23,15 @@ SUBSET = ("bit_equality or batch_split or stream_functions or loader_fills or ph
           "or orthogonal or truncated_normal or environment_overrides")
 
 
-def test_gpu_suite_on_the_emulator(tmp_path):
+@pytest.fixture(scope="module")
+def fake_env(tmp_path_factory):
+    """Environment that makes `import cupy` load the fake, with the emulation library built."""
     cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("clang++")
     if not cxx:
         pytest.skip("no C++ compiler on PATH")
     import importlib.resources as ir
     cuda_dir = str(ir.files("rinit_fast.kernels.cuda"))
-    lib = tmp_path / "libemu.so"
+    lib = tmp_path_factory.mktemp("emu") / "libemu.so"
     cmd = [cxx, "-std=c++17", "-O2", "-ffp-contract=off", "-fPIC", "-shared", "-w", "-I", cuda_dir,
            "-I", str(HERE / "cuda_host"), str(HERE / "cuda_host" / "emulate_lib.cpp"), "-o", str(lib)]
     r = subprocess.run(cmd, capture_output=True, text=True)
@@ -40,9 +42,28 @@ def test_gpu_suite_on_the_emulator(tmp_path):
                PYTHONPATH=os.pathsep.join([str(HERE / "cuda_host" / "fake_cupy"), os.environ.get("PYTHONPATH", "")]))
     env.pop("RINIT_FAST_CUDA_BLOCK", None)
     env.pop("RINIT_FAST_CUDA_GRID", None)
+    return env
+
+
+def test_gpu_suite_on_the_emulator(fake_env, tmp_path):
+    env = fake_env
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
                         str(HERE / "test_cuda_sampling.py"), "-k", SUBSET, "-W", "ignore"],
                        capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=900)
     tail = (r.stdout + r.stderr)[-4000:]
     assert r.returncode == 0, tail
     assert " passed" in r.stdout and "skipped" not in r.stdout.split("\n")[-2], tail
+
+
+def test_bench_script_runs_on_the_emulator(fake_env, tmp_path):
+    """bench/compare_sampling_cuda.py end to end on a tiny size (its numbers mean nothing here): catches
+    a broken benchmark before a GPU session spends its time on it."""
+    script = HERE.parent / "bench" / "compare_sampling_cuda.py"
+    if not script.is_file():
+        pytest.skip("bench/ not in this tree")
+    r = subprocess.run([sys.executable, str(script), "--values", "2**12", "--repeat", "1", "--warmup", "0",
+                        "--skip", "torch", "--json", str(tmp_path / "b.json")],
+                       capture_output=True, text=True, env=fake_env, cwd=str(tmp_path), timeout=600)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert "bits == CPU" in r.stdout and "BITS DIFFER" not in r.stdout, r.stdout[-3000:]
+    assert (tmp_path / "b.json").is_file()

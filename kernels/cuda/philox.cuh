@@ -37,6 +37,7 @@
  *   rf_u64  rf_bits53(rf_u32 wa, rf_u32 wb)                 53-bit integer from two words
  *   double  rf_uniform_f64(rf_u32 wa, rf_u32 wb)            [0, 1), bits53 * 2^-53
  *   float   rf_log_f32(float u), double rf_log_f64(double u)
+ *   float   rf_bm_radius_f32(rf_u32 wa)                     sqrt(-2 log u), u = ((wa >> 8) + 1) 2^-24
  *   void    rf_sincos_2pi_f32(rf_u32 k24, float* s, float* c)   sin, cos of 2 pi k24 / 2^24
  *   void    rf_sincos_2pi_f64(rf_u64 k53, double* s, double* c) sin, cos of 2 pi k53 / 2^53
  *   float2  rf_box_muller_f32(rf_u32 wa, rf_u32 wb)         (r cos, r sin)
@@ -271,10 +272,10 @@ RF_HD double rf_uniform_f64(rf_u32 wa, rf_u32 wb) {
 #define RF_COSF_P1 -0x1.6c0c34p-10f  /* -1.388731625493765e-3 */
 #define RF_COSF_P2 0x1.55554ap-5f    /*  4.166664568298827e-2 */
 
-/* Natural log of a positive normal float32 (philox.py: log_f32). */
-RF_HD float rf_log_f32(float u) {
-    const rf_u32 bits = rf_f32_as_u32(u);
-    rf_i32 e = (rf_i32)(bits >> 23) - 127;
+/* log_f32 of the float32 whose bits are `bits`, scaled by 2^-scale (scale >= 0, result normal):
+ * the polynomial reads only the mantissa, and the exponent drops by `scale`. */
+RF_HD float rf_log_f32_scaled(rf_u32 bits, rf_i32 scale) {
+    rf_i32 e = (rf_i32)(bits >> 23) - 127 - scale;
     float m = rf_u32_as_f32((bits & 0x007FFFFFu) | 0x3F800000u);      /* m in [1, 2) */
     if (m >= RF_F32_SQRT2) {
         m = rf_fmul(m, 0.5f);
@@ -297,6 +298,9 @@ RF_HD float rf_log_f32(float u) {
     const float r = rf_fadd(x, y);
     return rf_fma_exact(RF_F32_LN2_HI, fe, r);  /* r + LN2_HI e: 9-bit LN2_HI times |e| <= 128: exact */
 }
+
+/* Natural log of a positive normal float32 (philox.py: log_f32). */
+RF_HD float rf_log_f32(float u) { return rf_log_f32_scaled(rf_f32_as_u32(u), 0); }
 
 /* sin(x), cos(x) for x in [0, pi/4] (philox.py: sincos_f32_reduced). */
 RF_HD void rf_sincos_f32_reduced(float x, float* s_out, float* c_out) {
@@ -329,10 +333,17 @@ RF_HD void rf_sincos_2pi_f32(rf_u32 k24, float* s_out, float* c_out) {
     *c_out = c;
 }
 
+/* The Box-Muller radius r = sqrt(-2 log_f32(u)), u = ((wa >> 8) + 1) 2^-24 in (0, 1] (philox.py:
+ * box_muller_f32).  u = k 2^-24 is exact, so its bits are those of float(k) with the exponent 24
+ * lower: the log reads float(k)'s bits with scale 24, which saves the multiply. */
+RF_HD float rf_bm_radius_f32(rf_u32 wa) {
+    const float fk = (float)(rf_i32)((wa >> 8) + 1u);                       /* k in [1, 2^24], exact */
+    return rf_fsqrt(rf_fmul(-2.0f, rf_log_f32_scaled(rf_f32_as_u32(fk), 24)));
+}
+
 /* Two words -> two independent float32 N(0, 1) values (r cos, r sin) (philox.py: box_muller_f32). */
 RF_HD float2 rf_box_muller_f32(rf_u32 wa, rf_u32 wb) {
-    const float u = rf_fmul((float)(rf_i32)((wa >> 8) + 1u), RF_F32_2M24);   /* (0, 1], exact */
-    const float r = rf_fsqrt(rf_fmul(-2.0f, rf_log_f32(u)));
+    const float r = rf_bm_radius_f32(wa);
     float s, c;
     rf_sincos_2pi_f32(wb >> 8, &s, &c);
     return make_float2(rf_fmul(r, c), rf_fmul(r, s));

@@ -6,7 +6,8 @@
 // bit for bit, with kernels/cpu/philox.py (the CPU stream).
 //
 //   philox   IN OUT          IN: n x (c0 c1 c2 c3 k0 k1) uint32      OUT: n x 4 uint32
-//   log32    OUT             k = 1 .. 2^24: log_f32(k 2^-24), sqrt(-2 log), as float32 (2 x 2^24)
+//   log32    OUT             k = 1 .. 2^24: log_f32(k 2^-24), then rf_bm_radius_f32 (= sqrt(-2 log))
+//                            of the word ((k - 1) << 8), as float32 (2 x 2^24)
 //   sincos32 OUT             k = 0 .. 2^24 - 1: sin, cos of 2 pi k / 2^24 (2 x 2^24 float32)
 //   log64    IN OUT          IN: float64 u > 0                      OUT: log_f64(u), sqrt(-2 log u)
 //   sincos64 IN OUT          IN: uint64 k53 < 2^53                  OUT: sin, cos (float64 pairs)
@@ -66,7 +67,7 @@ int main(int argc, char** argv) {
             const float u = rf_fmul((float)(rf_i32)k, RF_F32_2M24);
             const float l = rf_log_f32(u);
             out[k - 1] = l;
-            out[n + k - 1] = rf_fsqrt(rf_fmul(-2.0f, l));
+            out[n + k - 1] = rf_bm_radius_f32((rf_u32)(k - 1) << 8);   // the path Box-Muller takes
         }
         write_all(argv[2], out);
     } else if (cmd == "sincos32") {

@@ -92,11 +92,57 @@ def _occupancy(func, block, smem):
     return max(1, min(4, 2048 // block))
 
 
+class _Event:
+    """Host-clock stand-in for a CUDA event (the fake runs everything synchronously)."""
+
+    def record(self, stream=None):
+        import time
+        self.t = time.perf_counter()
+
+    def synchronize(self):
+        pass
+
+
+def _elapsed_ms(a, b):
+    return (b.t - a.t) * 1e3
+
+
+def _memcpy_async(dst, src, size, kind, stream=0):
+    ctypes.memmove(dst, src, size)
+
+
+_stream = types.SimpleNamespace(synchronize=lambda: None, ptr=0)
+
 cuda = types.SimpleNamespace(
     Device=_Device,
-    runtime=types.SimpleNamespace(getDeviceCount=lambda: 1, memGetInfo=lambda: (8 << 30, 16 << 30)),
+    Event=_Event,
+    get_elapsed_time=_elapsed_ms,
+    get_current_stream=lambda: _stream,
+    runtime=types.SimpleNamespace(
+        getDeviceCount=lambda: 1, memGetInfo=lambda: (8 << 30, 16 << 30), memcpyAsync=_memcpy_async,
+        getDeviceProperties=lambda i: {"name": b"fake GPU (CPU emulation)", "multiProcessorCount": 2,
+                                       "memoryBusWidth": 0, "totalGlobalMem": 16 << 30},
+        runtimeGetVersion=lambda: 0, driverGetVersion=lambda: 0),
     driver=types.SimpleNamespace(occupancyMaxActiveBlocksPerMultiprocessor=_occupancy),
 )
+
+
+class _Generator:
+    def __init__(self, seed):
+        self._g = _np.random.default_rng(seed)
+
+    def standard_normal(self, size=None, dtype=_np.float64, out=None):
+        return _wrap(self._g.standard_normal(size, dtype=dtype, out=out))
+
+    def random(self, size=None, dtype=_np.float64, out=None):
+        return _wrap(self._g.random(size, dtype=dtype, out=out))
+
+
+random = types.SimpleNamespace(default_rng=_Generator)
+
+
+def get_default_memory_pool():
+    return types.SimpleNamespace(free_all_blocks=lambda: None)
 
 
 _LIB = None
@@ -131,8 +177,23 @@ def _parse_sig(sig):
     return out
 
 
+class _WriteOnly:
+    """bench/compare_sampling_cuda.py's write-only kernel, in NumPy."""
+
+    def __call__(self, grid, block, args, shared_mem=0):
+        out, n4 = args
+        v = _np.arange(int(n4), dtype=_np.uint32).astype(_np.float32)
+        out[: 4 * int(n4)].reshape(-1, 4)[:] = v[:, None] + _np.arange(4, dtype=_np.float32)
+
+
 class RawKernel:
-    def __init__(self, name):
+    def __new__(cls, code_or_name, name=None, *a, **k):
+        if name == "write_only_f4":
+            return _WriteOnly()
+        return super().__new__(cls)
+
+    def __init__(self, code_or_name, name=None, *a, **k):
+        name = code_or_name if name is None else name
         lib = _lib()
         if name not in lib.table:
             raise KeyError(f"fake CuPy: no kernel {name!r} (have {sorted(lib.table)})")
