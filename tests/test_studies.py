@@ -189,3 +189,12 @@ def test_complex_scheme_study(tmp_path):
     np.testing.assert_allclose(a.sel("radius", "complex_glorot", 9), np.abs(np.linalg.eigvals(W)).max(-1),
                                rtol=1e-4)
     _same(a, run_study(cfg, tmp_path / "b", chunk=3))
+    # complex recurrences run through the real form: ||W^k h0|| with h0 = (Re, Im) from the H0 stream
+    h0 = rf.rng.normals(11, rf.rng.Purpose.H0, index=2, count=18, n_sub=2, dtype="float32")[0]
+    h = h0[:, :9].astype(np.complex128) + 1j * h0[:, 9:]
+    for k in range(4):
+        h = h @ W[2].T
+        if k + 1 in (2, 4):
+            want = np.log(np.linalg.norm(h, axis=-1))
+            got = a["powers_log_norm"][0, 1, 2, :, (k + 1) // 2 - 1]
+            np.testing.assert_allclose(got, want, rtol=1e-4)

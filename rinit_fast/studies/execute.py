@@ -68,6 +68,8 @@ def unroll_runs(W, spec, seed, start):
         from ..unroll import unroll
     except ImportError:  # TEMPORARY FALLBACK until rf.unroll (issue 5) lands
         from ._fallback import unroll
+    if np.iscomplexobj(W):
+        W = realify(W)
     hs = spec["horizons"]
     every = math.gcd(*hs)
     idx = np.array([t // every - 1 for t in hs])
@@ -87,6 +89,17 @@ def unroll_runs(W, spec, seed, start):
                 out["tanh_tangent_log_norm"] = np.asarray(r.tangent_log_norm, dtype=np.float64)[..., idx]
         out[f"{run}_log_norm"] = np.asarray(r.log_norm, dtype=np.float64)[..., idx]
     return out
+
+
+def realify(W):
+    """The real (..., 2n, 2n) form [[Re W, -Im W], [Im W, Re W]] of complex matrices: it acts on
+    (Re h, Im h) as W acts on h, so norms, powers and recurrences are the same.  rf.unroll is real; a
+    complex recurrence runs through this form, its Gaussian inputs and start vectors then being complex
+    with independent real and imaginary parts (each N(0, input_scale²))."""
+    A, B = W.real, W.imag
+    top = np.concatenate([A, -B], axis=-1)
+    bottom = np.concatenate([B, A], axis=-1)
+    return np.ascontiguousarray(np.concatenate([top, bottom], axis=-2))
 
 
 def expected_arrays(cfg, k):
