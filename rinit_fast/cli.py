@@ -59,7 +59,8 @@ def _sample_stats(args):
         print(f"{name:<18}{mean:11.3e}{rf.scheme_mean(name, args.n, **p):11.3e}{std:11.4e}"
               f"{rf.scheme_std(name, args.n, **p):11.4e}{ks_s}")
     print("KS p: Kolmogorov-Smirnov test of the entries (real parts for complex schemes) against "
-          "rf.scheme_law; '-' where the law is not per-entry (constant, orthogonal).")
+          "rf.scheme_law; '-' where the law is not per-entry (constant, orthogonal). Schemes of one family "
+          "draw the same variates (common random numbers), hence equal p-values.")
     print("The full report of the spectral-edge findings: rinit-fast reproduce (a few minutes).")
     return 0
 
