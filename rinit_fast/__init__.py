@@ -11,8 +11,9 @@ from .sampling import sample
 from .scheme_table import gain, scheme_law, scheme_mean, scheme_std, schemes
 from .calibrate import calibrate
 from .studies import load_study, run_study
+from .unroll import UnrollResult, unroll
 
 __version__ = "0.1.0"
 
 __all__ = ["sample", "schemes", "gain", "scheme_std", "scheme_mean", "scheme_law", "rng", "theory",
-           "calibrate", "run_study", "load_study", "propagate", "PropagateResult", "__version__"]
+           "calibrate", "run_study", "load_study", "propagate", "PropagateResult", "unroll", "UnrollResult", "__version__"]

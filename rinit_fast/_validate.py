@@ -244,3 +244,130 @@ def tolerance(tol, name="tol"):
     if not (0.0 < v < 1.0):
         raise ValueError(f"{name} must be in (0, 1) (a relative accuracy such as 1e-4), got {v}")
     return v
+
+
+# --- rf.unroll -------------------------------------------------------------------------------------
+NONLINEARITIES = ("linear", "tanh", "relu")
+UNROLL_MAX_VALUES = 2 ** 49        # values of one input stream (2**48 Philox blocks, >= 2 values each)
+
+
+def unroll_weights(W):
+    """W: a real (n, n) or (batch, n, n) float32/float64 host array with finite entries, not too large
+    for the scaled state (max|W|·n < 2**100 in float32, 2**1000 in float64).  Returns (W3, batched)
+    with W3 a C-contiguous (batch, n, n) view or copy."""
+    from . import _backend
+    if _backend.is_cupy(W) or hasattr(W, "__cuda_array_interface__"):
+        raise NotImplementedError("unroll runs on the CPU only in this version; pass a host array "
+                                  "(cupy.asnumpy(W) / tensor.cpu().numpy())")
+    if not isinstance(W, np.ndarray):
+        try:
+            W = np.asarray(W)
+        except Exception as exc:
+            raise TypeError(f"W must be an array, got {type(W).__name__}: {exc}") from exc
+    if W.ndim not in (2, 3):
+        raise ValueError(f"W must have shape (n, n) or (batch, n, n), got shape {W.shape}")
+    if W.shape[-1] != W.shape[-2] or W.shape[-1] == 0 or W.size == 0:
+        raise ValueError(f"W must hold square n x n matrices with n >= 1 (and batch >= 1), got shape "
+                         f"{W.shape}")
+    nm = _dtype_name(W.dtype)
+    if nm not in _REAL:
+        raise TypeError(f"W must be float32 or float64 (unroll is real), got dtype {nm}; convert with "
+                        f"W.astype('float32') or W.astype('float64')")
+    finite(W, "W")
+    n = W.shape[-1]
+    big = 2.0 ** (100 if nm == "float32" else 1000)
+    if float(np.abs(W).max()) * n >= big:
+        raise ValueError(f"W has entries up to {float(np.abs(W).max()):.3g}: max|W|·n must be below "
+                         f"2**{100 if nm == 'float32' else 1000} for the scaled state to stay finite; "
+                         f"unroll W / c instead and add t·log(c) to log_norm (linear/relu)")
+    batched = W.ndim == 3
+    W3 = np.ascontiguousarray(W if batched else W[None])
+    return W3, batched
+
+
+def nonlinearity(name):
+    if not isinstance(name, str) or name.lower() not in NONLINEARITIES:
+        raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {name!r}")
+    return name.lower()
+
+
+def unroll_steps(steps, record_every):
+    steps = positive_int(steps, "steps")
+    rec = integer(record_every, "record_every")
+    if not 1 <= rec <= steps:
+        raise ValueError(f"record_every must be in [1, steps] = [1, {steps}], got {rec} (log_norm has "
+                         f"steps // record_every columns)")
+    return steps, rec
+
+
+def flag(x, name):
+    if not isinstance(x, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {type(x).__name__} {x!r}")
+    return bool(x)
+
+
+def real_array(a, name, dtype, shape_hint):
+    """A finite host array converted to ``dtype`` (a copy only when needed)."""
+    from . import _backend
+    if _backend.is_cupy(a) or hasattr(a, "__cuda_array_interface__"):
+        raise TypeError(f"{name} must be a host array (W is on the host); use cupy.asnumpy({name})")
+    try:
+        arr = np.asarray(a)
+    except Exception as exc:
+        raise TypeError(f"{name} must be an array of shape {shape_hint}, got {type(a).__name__}") from exc
+    if arr.dtype.kind not in "fiu" or arr.dtype.kind == "b":
+        raise TypeError(f"{name} must be a real array of shape {shape_hint}, got dtype {arr.dtype}")
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    finite(arr, name)
+    return arr
+
+
+def unroll_rows(a, name, n, batch, R, batched, dtype):
+    """h0 / v0: (n,), (R, n) or (batch, R, n) → a (batch or 1, R or 1, n) array of ``dtype``.  An R axis
+    must equal ``realizations`` and a batch axis the batch of W (never a silent broadcast)."""
+    arr = real_array(a, name, dtype, "(n,), (R, n) or (batch, R, n)")
+    shp = arr.shape
+    if arr.ndim not in (1, 2, 3) or shp[-1] != n:
+        raise ValueError(f"{name} must have shape (n,), (R, n) or (batch, R, n) with n = {n}, got {shp}")
+    if arr.ndim >= 2 and shp[-2] != R:
+        raise ValueError(f"{name} has {shp[-2]} rows but realizations={R}: its R axis must equal "
+                         f"realizations (pass a (n,) vector to use the same one for every realisation)")
+    if arr.ndim == 3:
+        if not batched:
+            raise ValueError(f"{name} has a batch axis (shape {shp}) but W is a single matrix; pass "
+                             f"{name} of shape (R, n) or (n,)")
+        if shp[0] != batch:
+            raise ValueError(f"{name} has batch {shp[0]} but W has batch {batch}")
+    return arr.reshape((shp[0] if arr.ndim == 3 else 1, shp[-2] if arr.ndim >= 2 else 1, n))
+
+
+def unroll_inputs(x, steps, d, batch, R, batched, dtype):
+    """An inputs array (steps, d), (R, steps, d) or (batch, R, steps, d) → (batch or 1, R or 1, steps, d)."""
+    arr = real_array(x, "inputs", dtype, "(steps, d), (R, steps, d) or (batch, R, steps, d)")
+    shp = arr.shape
+    if arr.ndim not in (2, 3, 4) or shp[-2:] != (steps, d):
+        raise ValueError(f"inputs must have shape (steps, d), (R, steps, d) or (batch, R, steps, d) with "
+                         f"steps = {steps} and d = {d} (n, or U's column count), got {shp}")
+    if arr.ndim >= 3 and shp[-3] != R:
+        raise ValueError(f"inputs has R axis {shp[-3]} but realizations={R}: they must be equal")
+    if arr.ndim == 4:
+        if not batched:
+            raise ValueError(f"inputs has a batch axis (shape {shp}) but W is a single matrix")
+        if shp[0] != batch:
+            raise ValueError(f"inputs has batch {shp[0]} but W has batch {batch}")
+    return arr.reshape((shp[0] if arr.ndim == 4 else 1, shp[-3] if arr.ndim >= 3 else 1, steps, d))
+
+
+def unroll_matrix_U(U, n, dtype):
+    arr = real_array(U, "U", dtype, "(n, d)")
+    if arr.ndim != 2 or arr.shape[0] != n or arr.shape[1] < 1:
+        raise ValueError(f"U must have shape (n, d) = ({n}, d) with d >= 1 (h_t = f(W h + U x_t + b)), "
+                         f"got {arr.shape}")
+    return arr
+
+
+def unroll_bias(b, n, dtype):
+    arr = real_array(b, "b", dtype, "(n,)")
+    if arr.shape != (n,):
+        raise ValueError(f"b must have shape (n,) = ({n},), got {arr.shape}")
+    return arr

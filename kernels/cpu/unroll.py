@@ -1,0 +1,394 @@
+"""Long-horizon recurrence unrolls: h_t = f(W h_{t-1} + U x_t + b), norms in log scale.
+
+One work item is one matrix ``m`` and one fixed chunk of realisations (rows of the state); it runs its
+own independent recurrence over all the steps, so threads never synchronise inside the time loop (one
+``prange`` over work items; the chunks are a function of R only, so the bits of every result are the
+same for any thread count and any batch size).
+
+State representation (docs/unroll.md).  Each realisation keeps ``h = g * 2**e``: ``g`` in the array
+dtype, ``e`` an int64.  A step computes, exactly to rounding,
+
+    z = W g + (U x_t + b) * 2**-e          (the pre-activation divided by 2**e)
+    g <- f_e(z) = f(z * 2**e) * 2**-e      (linear: z;  relu: max(z, 0);  tanh: see tanh_scaled)
+
+and when ||g|| leaves [2**-RENORM_EXP, 2**RENORM_EXP], g is multiplied by 2**-k and e increased by k
+so that ||g|| returns to [1/2, 1).  Multiplying by a power of two is exact, so as long as nothing
+underflows the result is bit for bit what the unscaled computation would give, and ``log||h_t|| =
+log||g|| + e log 2`` stays exact long after ||h_t|| would overflow.  The exponent never drops below
+``e_floor`` (the exponent of a bound on |U x_t + b|, computed by the API), so the scaled inputs stay <= 1
+and cannot overflow.  The tangent ``v_t = D_t W v_{t-1}`` is linear in v and is renormalised freely.
+
+The matrix products go to single-threaded BLAS (``np.dot`` → SciPy's OpenBLAS ``?gemm``); the API caps
+the BLAS thread count at 1 around the call, since two kernel threads each call BLAS.  Inputs are drawn
+inside the time loop from the Philox stream (whole blocks; values (t-1)*d .. t*d-1 of stream
+(c2 = c2_start + m, c3 = c3_base + r)), and are never stored.
+"""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba import prange, types
+from numba.extending import overload
+
+from ._jit import _COMMON, device, kernel
+from .philox import M32, box_muller_f32, box_muller_f64, philox4x32_10
+
+# Large helpers are compiled as functions of their own (called, not inlined): inlining the Philox
+# generator and the per-item time loop into the parallel kernel made its first compilation take minutes.
+# They carry the project's options (kernels/cpu/_jit.py) and compile lazily, for the caller's types.
+_OPTS = dict(_COMMON)
+
+RENORM_EXP = 20            # renormalise when ||g|| leaves [2**-20, 2**20]
+_HI = 2.0 ** (2 * RENORM_EXP)
+_LO = 2.0 ** (-2 * RENORM_EXP)
+LN2 = math.log(2.0)
+LANES = 16                 # partial sums of the norm (fixed, so the bits do not depend on the ISA)
+
+LINEAR, RELU, TANH = 0, 1, 2
+NO_INPUT, GAUSSIAN, ARRAY = 0, 1, 2
+NO_FLOOR = -(1 << 62)
+
+
+# --- the input stream: values v0 .. v0+count-1 in whole Philox blocks (one compiled function per dtype) ---
+@numba.njit(**_OPTS)
+def normals_into_f32(buf, v0, count, c2, c3, k0, k1):
+    """buf[4j + l] = lane l of block v0//4 + j of the float32 normal stream; returns v0 % 4 (the
+    position of value v0 in buf)."""
+    b0 = v0 >> np.uint64(2)
+    off = v0 & np.uint64(3)
+    nblk = (off + count + np.uint64(3)) >> np.uint64(2)
+    for j in range(nblk):
+        b = b0 + j
+        x0, x1, x2, x3 = philox4x32_10(b & M32, b >> np.uint64(32), c2, c3, k0, k1)
+        z0, z1 = box_muller_f32(x0, x1)
+        z2, z3 = box_muller_f32(x2, x3)
+        i = j << np.uint64(2)
+        buf[i] = z0
+        buf[i + np.uint64(1)] = z1
+        buf[i + np.uint64(2)] = z2
+        buf[i + np.uint64(3)] = z3
+    return off
+
+
+@numba.njit(**_OPTS)
+def normals_into_f64(buf, v0, count, c2, c3, k0, k1):
+    """float64 twin of normals_into_f32 (2 values per block); returns v0 % 2."""
+    b0 = v0 >> np.uint64(1)
+    off = v0 & np.uint64(1)
+    nblk = (off + count + np.uint64(1)) >> np.uint64(1)
+    for j in range(nblk):
+        b = b0 + j
+        x0, x1, x2, x3 = philox4x32_10(b & M32, b >> np.uint64(32), c2, c3, k0, k1)
+        z0, z1 = box_muller_f64(x0, x1, x2, x3)
+        i = j << np.uint64(1)
+        buf[i] = z0
+        buf[i + np.uint64(1)] = z1
+    return off
+
+
+def fill_normals(buf, v0, count, c2, c3, k0, k1):
+    """normals_into_f32 or normals_into_f64, by the dtype of ``buf`` (resolved at compile time)."""
+
+
+@overload(fill_normals, inline="always")
+def _fill_normals_ov(buf, v0, count, c2, c3, k0, k1):
+    if buf.dtype == types.float32:
+        return lambda buf, v0, count, c2, c3, k0, k1: normals_into_f32(buf, v0, count, c2, c3, k0, k1)
+    return lambda buf, v0, count, c2, c3, k0, k1: normals_into_f64(buf, v0, count, c2, c3, k0, k1)
+
+
+def cast_like(ref, x):
+    """``x`` converted to the dtype of array ``ref``."""
+
+
+@overload(cast_like, inline="always")
+def _cast_like_ov(ref, x):
+    if ref.dtype == types.float32:
+        return lambda ref, x: np.float32(x)
+    return lambda ref, x: np.float64(x)
+
+
+# --- scalar helpers ---------------------------------------------------------------------------------
+@device
+def pow2(k):
+    """2.0**k as float64 (0 or inf beyond the float64 range)."""
+    if k > 1100:
+        return math.inf
+    if k < -1100:
+        return 0.0
+    return math.ldexp(1.0, k)
+
+
+@device
+def tanh_scaled(z, s, inv):
+    """(tanh(z*s)/s, tanh'(z*s)) in float64, accurate for any power of two s (also when z*s underflows).
+
+    ``inv`` = 1/s.  For |y| < 2**-10 the series tanh(y)/y = 1 - y²/3 + 2y⁴/15 - 17y⁶/315 is used, so a
+    state scaled far below its true size keeps full precision; the derivative is 1 - t² for small t
+    and 4q/(1+q)², q = exp(-2|y|), otherwise (no cancellation when tanh(y) rounds to ±1).
+    """
+    y = z * s
+    ay = abs(y)
+    if ay < 0.0009765625:
+        y2 = y * y
+        g = z + z * (y2 * (-0.3333333333333333 + y2 * (0.13333333333333333 - y2 * 0.05396825396825397)))
+        d = 1.0 - y2 * (1.0 - y2 * 0.6666666666666666)
+        return g, d
+    t = math.tanh(y)
+    g = t * inv
+    if ay < 0.5:
+        d = 1.0 - t * t
+    else:
+        q = math.exp(-2.0 * ay)
+        d = 4.0 * q / ((1.0 + q) * (1.0 + q))
+    return g, d
+
+
+@device
+def sumsq(row, n, acc):
+    """sum(row[:n]**2) in float64 with LANES fixed partial sums (vectorisable, ISA-independent bits)."""
+    for l in range(LANES):
+        acc[l] = 0.0
+    nfull = n - n % LANES
+    for i0 in range(0, nfull, LANES):
+        for l in range(LANES):
+            v = np.float64(row[i0 + l])
+            acc[l] += v * v
+    s = 0.0
+    for l in range(LANES):
+        s += acc[l]
+    for i in range(nfull, n):
+        v = np.float64(row[i])
+        s += v * v
+    return s
+
+
+@device
+def log_norm(s, e):
+    """log of sqrt(s)·2**e.  While s·4**e is a normal float64 it is formed exactly and its log taken,
+    so the result does not depend on how h is split into g and e (the same bits as the unscaled
+    computation would give); beyond that, 0.5·log(s) + e·log 2."""
+    if s > 0.0:
+        _, ex = math.frexp(s)
+        if -1000 < ex + 2 * e < 1000:
+            return 0.5 * math.log(s * math.ldexp(1.0, 2 * e))
+    return 0.5 * math.log(s) + e * LN2
+
+
+@device
+def scale_row(row, n, k):
+    """row[:n] *= 2**-k exactly (in steps of at most 2**±100, so every factor is a normal number)."""
+    while k != 0:
+        step = min(max(k, -100), 100)
+        f = cast_like(row, math.ldexp(1.0, -step))
+        for i in range(n):
+            row[i] = row[i] * f
+        k -= step
+
+
+@device
+def renorm_exponent(s, e, floor):
+    """New exponent for a row with squared norm s (of g) and exponent e: unchanged while
+    ||g|| is in [2**-RENORM_EXP, 2**RENORM_EXP] (or zero), else so that ||g|| lands in [1/2, 1);
+    never below ``floor``."""
+    if s > _HI or (s < _LO and s > 0.0):
+        _, ex = math.frexp(s)
+        k = (ex + 1) // 2
+        return max(e + k, floor)
+    return e
+
+
+_T32 = types.float32
+_T64 = types.float64
+_I64 = types.int64
+_U64 = types.uint64
+
+
+def _sig(T):
+    return types.void(
+        T[:, :, ::1],            # W (nb, n, n)
+        T[:, ::1],               # UT (du, n): U transposed, du = 0 without U
+        T[::1],                  # bias (n,) or (0,)
+        T[:, :, :, ::1],         # xarr (Bx, Rx, steps, d) for array inputs (else a dummy)
+        T[:, :, ::1],            # G0 (nb, R, n): initial g
+        _I64[:, ::1],            # E0 (nb, R): initial exponents
+        T[:, :, ::1],            # V0 (nb, R, n) (dummy without tangent)
+        _I64[:, ::1],            # EV0
+        _I64, _I64, _I64, _I64,  # steps, record_every, input_mode, nonlinearity
+        _I64, _I64, _I64, _I64,  # tangent, nchunks, e_floor, d
+        _U64, _U64, _U64, _U64,  # k0, k1, c2_start, c3_base (stream of the inputs)
+        T,                       # input_scale
+        types.float64[:, :, ::1],  # out_log (nb, R, K)
+        types.float64[:, :, ::1],  # out_tlog (nb, R, K) (dummy without tangent)
+        T[:, :, ::1], _I64[:, ::1],  # out_g, out_e: final state g and exponent
+        T[:, :, ::1], _I64[:, ::1],  # out_v, out_ev: final tangent (dummies without tangent)
+    )
+
+
+@kernel([_sig(_T32), _sig(_T64)], parallel=True)
+def unroll(W, UT, bias, xarr, G0, E0, V0, EV0, steps, record_every, input_mode, nonlin, tangent,
+           nchunks, e_floor, d, k0, k1, c2_start, c3_base, input_scale, out_log, out_tlog, out_g,
+           out_e, out_v, out_ev):
+    """Run the recurrences of every matrix of W and every realisation; see the module docstring.
+
+    Work item = (matrix m, chunk c of the realisations), spread over the threads by one ``prange``."""
+    nb = W.shape[0]
+    R = G0.shape[1]
+    for item in prange(nb * nchunks):
+        m = item // nchunks
+        c = item - m * nchunks
+        r0 = (c * R) // nchunks
+        r1 = ((c + 1) * R) // nchunks
+        run_item(W, UT, bias, xarr, G0, E0, V0, EV0, steps, record_every, input_mode, nonlin, tangent,
+                 e_floor, d, k0, k1, c2_start, c3_base, input_scale, out_log, out_tlog, out_g, out_e,
+                 out_v, out_ev, m, r0, r1)
+
+
+@numba.njit(**_OPTS)
+def run_item(W, UT, bias, xarr, G0, E0, V0, EV0, steps, record_every, input_mode, nonlin, tangent,
+             e_floor, d, k0, k1, c2_start, c3_base, input_scale, out_log, out_tlog, out_g, out_e,
+             out_v, out_ev, m, r0, r1):
+    """The whole time loop of matrix m, realisations r0..r1-1 (one work item)."""
+    n = W.shape[1]
+    du = UT.shape[0]
+    K = n + du
+    nbias = bias.shape[0]
+    Rx = xarr.shape[1]
+    mx = m if xarr.shape[0] > 1 else 0
+    sig64 = np.float64(input_scale)
+    Rc = r1 - r0
+    # B = [W^T; U^T] (K, n): row i of A @ B is W g_i (+ U x_i)
+    B = np.empty((K, n), dtype=W.dtype)
+    for i in range(n):
+        for k in range(n):
+            B[k, i] = W[m, i, k]
+    for k in range(du):
+        for i in range(n):
+            B[n + k, i] = UT[k, i]
+    Bn = B[:n]
+    A = np.zeros((Rc, K), dtype=W.dtype)       # rows: [g_r | x_t 2**-e_r (with U)]
+    C = np.empty((Rc, n), dtype=W.dtype)
+    E = np.empty(Rc, dtype=np.int64)
+    for rr in range(Rc):
+        for i in range(n):
+            A[rr, i] = G0[m, r0 + rr, i]
+        E[rr] = E0[m, r0 + rr]
+    nv = Rc if tangent else 0
+    V = np.empty((nv, n), dtype=W.dtype)
+    CV = np.empty((nv, n), dtype=W.dtype)
+    EV = np.empty(nv, dtype=np.int64)
+    for rr in range(nv):
+        for i in range(n):
+            V[rr, i] = V0[m, r0 + rr, i]
+        EV[rr] = EV0[m, r0 + rr]
+    xbuf = np.empty(d + 8, dtype=W.dtype)
+    acc = np.empty(LANES, dtype=np.float64)
+    c2 = (c2_start + np.uint64(m)) & M32
+    du64 = np.uint64(d)
+
+    for t in range(1, steps + 1):
+        v0 = np.uint64(t - 1) * du64
+        if du > 0 and input_mode != NO_INPUT:      # inputs enter the product: A[:, n:] = x_t 2**-e
+            for rr in range(Rc):
+                r = r0 + rr
+                cx = cast_like(A, sig64 * pow2(-E[rr]))
+                arow = A[rr]
+                if input_mode == GAUSSIAN:
+                    off = fill_normals(xbuf, v0, du64, c2, c3_base + np.uint64(r), k0, k1)
+                    for i in range(d):
+                        arow[n + i] = xbuf[off + np.uint64(i)] * cx
+                else:
+                    xr = xarr[mx, r if Rx > 1 else 0, t - 1]
+                    for i in range(d):
+                        arow[n + i] = xr[i] * cx
+        np.dot(A, B, C)
+        if tangent:
+            np.dot(V, Bn, CV)
+        rec = t % record_every == 0
+        kk = t // record_every - 1
+        for rr in range(Rc):
+            r = r0 + rr
+            e = E[rr]
+            arow = A[rr]
+            crow = C[rr]
+            # pre-activation z (scaled by 2**-e) into arow[:n]
+            if du == 0 and input_mode != NO_INPUT:
+                cx = cast_like(A, sig64 * pow2(-e))
+                if input_mode == GAUSSIAN:
+                    off = fill_normals(xbuf, v0, du64, c2, c3_base + np.uint64(r), k0, k1)
+                    for i in range(n):
+                        arow[i] = crow[i] + xbuf[off + np.uint64(i)] * cx
+                else:
+                    xr = xarr[mx, r if Rx > 1 else 0, t - 1]
+                    for i in range(n):
+                        arow[i] = crow[i] + xr[i] * cx
+            else:
+                for i in range(n):
+                    arow[i] = crow[i]
+            if nbias > 0:
+                cb = cast_like(A, pow2(-e))
+                for i in range(n):
+                    arow[i] = arow[i] + bias[i] * cb
+            # nonlinearity (and the tangent's D_t)
+            if nonlin == RELU:
+                if tangent:
+                    vrow = V[rr]
+                    cvrow = CV[rr]
+                    for i in range(n):
+                        if arow[i] > 0:
+                            vrow[i] = cvrow[i]
+                        else:
+                            arow[i] = 0
+                            vrow[i] = 0
+                else:
+                    for i in range(n):
+                        if not arow[i] > 0:
+                            arow[i] = 0
+            elif nonlin == TANH:
+                s = pow2(e)
+                inv = pow2(-e)
+                if tangent:
+                    vrow = V[rr]
+                    cvrow = CV[rr]
+                    for i in range(n):
+                        g, dd = tanh_scaled(np.float64(arow[i]), s, inv)
+                        arow[i] = g
+                        vrow[i] = cvrow[i] * dd
+                else:
+                    for i in range(n):
+                        g, dd = tanh_scaled(np.float64(arow[i]), s, inv)
+                        arow[i] = g
+            elif tangent:
+                vrow = V[rr]
+                cvrow = CV[rr]
+                for i in range(n):
+                    vrow[i] = cvrow[i]
+            # norm, record, renormalise
+            ss = sumsq(arow, n, acc)
+            if rec:
+                out_log[m, r, kk] = log_norm(ss, e)
+            ne = renorm_exponent(ss, e, e_floor)
+            if ne != e:
+                scale_row(arow, n, ne - e)
+                E[rr] = ne
+            if tangent:
+                vrow = V[rr]
+                ev = EV[rr]
+                sv = sumsq(vrow, n, acc)
+                if rec:
+                    out_tlog[m, r, kk] = log_norm(sv, ev)
+                nev = renorm_exponent(sv, ev, NO_FLOOR)
+                if nev != ev:
+                    scale_row(vrow, n, nev - ev)
+                    EV[rr] = nev
+
+    for rr in range(Rc):
+        for i in range(n):
+            out_g[m, r0 + rr, i] = A[rr, i]
+        out_e[m, r0 + rr] = E[rr]
+    for rr in range(nv):
+        for i in range(n):
+            out_v[m, r0 + rr, i] = V[rr, i]
+        out_ev[m, r0 + rr] = EV[rr]
