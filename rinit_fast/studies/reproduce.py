@@ -41,10 +41,11 @@ def settings(quick=False):
     if quick:
         return {"widths": [48, 96], "rescaled_widths": [170], "samples": 24, "ortho_samples": 6,
                 "curve_width": 170, "curve_samples": 3, "realizations": 4, "horizons": {"every": 10, "stop": 60},
+                "tanh_horizons": {"every": 5, "stop": 30},
                 "prop": {"width": 32, "depth": 8, "batch": 2, "samples": 64}, "calib_width": 48}
     return {"widths": [128, 256, 500], "rescaled_widths": [256, 500], "samples": 400, "ortho_samples": 20,
             "curve_width": 256, "curve_samples": 10, "realizations": 20,
-            "horizons": {"every": 20, "stop": 2000},
+            "horizons": {"every": 20, "stop": 2000}, "tanh_horizons": {"every": 5, "stop": 500},
             "prop": {"width": 256, "depth": 50, "batch": 8, "samples": 256}, "calib_width": 128}
 
 
@@ -67,7 +68,7 @@ def _configs(st, backend, seed):
         # the tanh RNN is real (the complex tanh has poles)
         "tanh": dict(base, name="tanh", samples=st["curve_samples"], chunk=1, widths=[st["curve_width"]],
                      schemes=[s for s in CURVE_SCHEMES if s != "complex_glorot"],
-                     unroll={"horizons": st["horizons"], "realizations": st["realizations"],
+                     unroll={"horizons": st["tanh_horizons"], "realizations": st["realizations"],
                              "runs": ["tanh"], "tangent": True}),
     }
 
@@ -169,18 +170,20 @@ def reproduce(out="rinit-report", *, backend="cpu", quick=False, seed=2026, prog
                                "log10 ||v_t||", "tanh_tangent.png")}
     for run, (r, title, ylab, fname) in titles.items():
         series = {label: r[f"{run}_log_norm"][i, 0] for i, label in enumerate(r.labels)}
-        figures.curves(os.path.join(out, fname), t, series, f"{title} (n={r.widths[0]})", ylab)
+        figures.curves(os.path.join(out, fname), np.array(r.horizons), series, f"{title} (n={r.widths[0]})",
+                       ylab)
     rec_rows = []
     for i, label in enumerate(rc.labels):
         row = {"scheme": label, "width": rc.widths[0], "matrices": rc.samples,
-               "realizations": rc.config["unroll"]["realizations"], "T": int(t[-1])}
+               "realizations": rc.config["unroll"]["realizations"], "T": int(t[-1]),
+               "T_tanh": int(rt.horizons[-1])}
         for run in ("powers", "linear", "tanh", "tanh_tangent"):
             r = rt if run.startswith("tanh") else rc
             if label not in r.labels:
                 row[f"{run}_mean_log_norm_T"] = row[f"{run}_rate_per_step"] = ""
                 continue
             a = r[f"{run}_log_norm"][r.labels.index(label), 0]  # (matrices, R, horizons)
-            m, rate = growth(a, t)
+            m, rate = growth(a, np.array(r.horizons))
             row[f"{run}_mean_log_norm_T"] = float(m[-1])
             row[f"{run}_rate_per_step"] = rate
         rec_rows.append(row)
@@ -334,12 +337,12 @@ def _summary_md(s, prop_note):
     L += ["", "## (b, c) Recurrences", "",
           "Mean over matrices and input realisations of the natural log of the norm at the last horizon, and "
           "its growth rate per step over the second half of the horizon:", "",
-          "| scheme | n | T | log||W^T x|| | rate | log||h_T|| (linear) | rate | log||h_T|| (tanh) | "
-          "log||v_T|| (tanh tangent) | rate |", "|---|---|---|---|---|---|---|---|---|---|"]
+          "| scheme | n | T | log||W^T x|| | rate | log||h_T|| (linear) | rate | T (tanh) | log||h_T|| (tanh) | "
+          "log||v_T|| (tanh tangent) | rate |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in s["recurrence"]:
         L.append(f"| {r['scheme']} | {r['width']} | {r['T']} | {fmt(r['powers_mean_log_norm_T'])} | "
                  f"{fmt(r['powers_rate_per_step'], 5)} | {fmt(r['linear_mean_log_norm_T'])} | "
-                 f"{fmt(r['linear_rate_per_step'], 5)} | {_f(r['tanh_mean_log_norm_T'])} | "
+                 f"{fmt(r['linear_rate_per_step'], 5)} | {r['T_tanh']} | {_f(r['tanh_mean_log_norm_T'])} | "
                  f"{_f(r['tanh_tangent_mean_log_norm_T'])} | {_f(r['tanh_tangent_rate_per_step'], 5)} |")
     L += ["", "Findings:", ""]
     for r in s["recurrence"]:
@@ -349,7 +352,8 @@ def _summary_md(s, prop_note):
                 f"{fmt(r['linear_mean_log_norm_T'])} ({fmt(r['linear_rate_per_step'], 5)} per step)")
         if r["tanh_tangent_rate_per_step"] != "":
             line += (f"; the tanh RNN's gradient flow {_trend(r['tanh_tangent_rate_per_step'])} "
-                     f"({fmt(r['tanh_tangent_rate_per_step'], 5)} per step in log)")
+                     f"({fmt(r['tanh_tangent_rate_per_step'], 5)} per step in log, mean log||v_T|| = "
+                     f"{fmt(r['tanh_tangent_mean_log_norm_T'])} at T = {r['T_tanh']})")
         L.append(line + ".")
     L += ["", "(The tanh RNN is run for the real schemes only: the complex tanh has poles.)",
           "", "## (d) Depth: variance profiles", ""]
