@@ -327,10 +327,11 @@ RF_HD void rf_sincos_2pi_f32(rf_u32 k24, float* s_out, float* c_out) {
     float s, c;
     rf_sincos_f32_reduced(x, &s, &c);
     if (((octant + 1u) >> 1) & 1u) { const float t = s; s = c; c = t; }
-    if ((octant >> 2) & 1u) s = rf_fneg(s);
-    if (((octant + 2u) >> 2) & 1u) c = rf_fneg(c);
-    *s_out = s;
-    *c_out = c;
+    /* negate s when (octant >> 2) & 1, c when ((octant + 2) >> 2) & 1: those bits, moved to the sign
+     * bit (octant is k24's top 3 bits; the + 2 wraps out of 32 bits harmlessly for octants 6, 7) */
+    const rf_u32 top = k24 << 8;
+    *s_out = rf_u32_as_f32(rf_f32_as_u32(s) ^ (top & 0x80000000u));
+    *c_out = rf_u32_as_f32(rf_f32_as_u32(c) ^ ((top + 0x40000000u) & 0x80000000u));
 }
 
 /* The Box-Muller radius r = sqrt(-2 log_f32(u)), u = ((wa >> 8) + 1) 2^-24 in (0, 1] (philox.py:
