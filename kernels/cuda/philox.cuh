@@ -14,8 +14,13 @@
  *    __dsub_rn, __ddiv_rn, __dsqrt_rn intrinsics (-ftz never touches float64).  Kernels are compiled
  *    with --fmad=false as well (belt and braces: a plain `a * b + c` left in a kernel by mistake still
  *    is not fused).
- *  - The only fused operations are rf_fma_exact / rf_dfma_exact, used where the CPU's product is exact,
- *    so that one rounding equals the CPU's two (each use says why).
+ *  - Where this file departs from the letter of philox.py it is by a rewrite that gives the same bits
+ *    for every input, to save GPU instructions (each is marked where it is made): one fma where the
+ *    CPU's product is exact (rf_fma_exact / rf_dfma_exact, so one rounding equals the CPU's two);
+ *    (frac 2^-21) pi/4 computed as frac (pi/4 2^-21) (both products exact); the Box-Muller log reading
+ *    float(k)'s bits instead of those of u = k 2^-24 (an exact power-of-two scaling); the octant
+ *    negations as sign-bit XORs.  tests/test_cuda_header_host.py checks all of them exhaustively for
+ *    float32.
  *  - No library log/sin/cos/exp: log, sin and cos are fixed polynomials (Cephes logf/sinf/cosf for
  *    float32, fdlibm __ieee754_log/__kernel_sin/__kernel_cos for float64) and the angle is reduced to
  *    an octant exactly, in integers.
