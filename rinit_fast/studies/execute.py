@@ -64,10 +64,7 @@ def spectral(W, what, spec, seed, start):
 
 def unroll_runs(W, spec, seed, start):
     """{array name: float64 (k, R, H)} of the recurrences of ``spec`` at its horizons."""
-    try:
-        from ..unroll import unroll
-    except ImportError:  # TEMPORARY FALLBACK until rf.unroll (issue 5) lands
-        from ._fallback import unroll
+    from ..unroll import unroll
     if np.iscomplexobj(W):
         W = realify(W)
     hs = spec["horizons"]
