@@ -82,6 +82,13 @@ def quantile_ci(x, p, confidence=0.95):
     return float(low), float(high), coverage
 
 
+def _host(a, dtype=None):
+    """A NumPy copy of a NumPy or CuPy array (results of the GPU path come back to the host)."""
+    if not isinstance(a, np.ndarray) and hasattr(a, "get"):
+        a = a.get()
+    return np.array(a, dtype=dtype)
+
+
 def radii(W, *, seed=0, start=0, method="power", tol=None, max_iter=None):
     """Spectral radii of a batch ``W`` (B, n, n) whose matrix j is matrix ``start + j`` of the stream:
     the engine's ``rf.spectral_radius`` with start vectors indexed by the global matrix index (so the
@@ -100,13 +107,13 @@ def radii(W, *, seed=0, start=0, method="power", tol=None, max_iter=None):
     if max_iter is not None:
         kw["max_iter"] = max_iter
     r = spectral_radius(W, **kw)
-    rad = np.asarray(r.radius, dtype=np.float64).copy()
-    conv = np.asarray(r.converged, dtype=bool).copy()
-    its = np.asarray(r.iterations, dtype=np.int64).copy()
+    rad = _host(r.radius, np.float64)
+    conv = _host(r.converged, bool)
+    its = _host(r.iterations, np.int64)
     bad = np.flatnonzero(~conv)
     if method != "exact" and bad.size:
-        ex = spectral_radius(W[bad], method="exact")
-        rad[bad] = np.asarray(ex.radius, dtype=np.float64)
+        ex = spectral_radius(W[bad.tolist()], method="exact")
+        rad[bad] = _host(ex.radius, np.float64)
     return rad, conv, its
 
 

@@ -18,6 +18,7 @@ import sys
 
 import numpy as np
 
+from ..calibrate import _host
 from . import config as _config
 from . import storage
 
@@ -53,13 +54,13 @@ def spectral(W, what, spec, seed, start):
         if spec[k] is not None:
             kw[k] = spec[k]
     r = spectral_norm(W, **kw)
-    val = np.asarray(r.radius if hasattr(r, "radius") else r.norm, dtype=np.float64).copy()
-    conv = np.asarray(r.converged, dtype=bool).copy()
+    val = _host(r.norm if hasattr(r, "norm") else r.radius, np.float64)
+    conv = _host(r.converged, bool)
     bad = np.flatnonzero(~conv)
     if spec["method"] != "exact" and bad.size:
-        ex = spectral_norm(W[bad], method="exact")
-        val[bad] = np.asarray(ex.radius if hasattr(ex, "radius") else ex.norm, dtype=np.float64)
-    return val, conv, np.asarray(r.iterations, dtype=np.int64).copy()
+        ex = spectral_norm(W[bad.tolist()], method="exact")
+        val[bad] = _host(ex.norm if hasattr(ex, "norm") else ex.radius, np.float64)
+    return val, conv, _host(r.iterations, np.int64)
 
 
 def unroll_runs(W, spec, seed, start):
@@ -83,8 +84,8 @@ def unroll_runs(W, spec, seed, start):
             r = unroll(W, steps, inputs="gaussian", input_scale=spec["input_scale"], nonlinearity="tanh",
                        tangent=spec["tangent"], **common)
             if spec["tangent"]:
-                out["tanh_tangent_log_norm"] = np.asarray(r.tangent_log_norm, dtype=np.float64)[..., idx]
-        out[f"{run}_log_norm"] = np.asarray(r.log_norm, dtype=np.float64)[..., idx]
+                out["tanh_tangent_log_norm"] = _host(r.tangent_log_norm, np.float64)[..., idx]
+        out[f"{run}_log_norm"] = _host(r.log_norm, np.float64)[..., idx]
     return out
 
 
@@ -93,10 +94,12 @@ def realify(W):
     (Re h, Im h) as W acts on h, so norms, powers and recurrences are the same.  rf.unroll is real; a
     complex recurrence runs through this form, its Gaussian inputs and start vectors then being complex
     with independent real and imaginary parts (each N(0, input_scale²))."""
+    from .._backend import array_module
+    xp = array_module(W)
     A, B = W.real, W.imag
-    top = np.concatenate([A, -B], axis=-1)
-    bottom = np.concatenate([B, A], axis=-1)
-    return np.ascontiguousarray(np.concatenate([top, bottom], axis=-2))
+    top = xp.concatenate([A, -B], axis=-1)
+    bottom = xp.concatenate([B, A], axis=-1)
+    return xp.ascontiguousarray(xp.concatenate([top, bottom], axis=-2))
 
 
 def expected_arrays(cfg, k):
@@ -137,11 +140,7 @@ def compute_chunk(cfg, task):
             out[what], out[f"{what}_converged"], out[f"{what}_iterations"] = v, c, it
     if cfg["unroll"]:
         out.update(unroll_runs(W, cfg["unroll"], seed, a))
-    host = {}
-    for k, v in out.items():
-        if hasattr(v, "get") and not isinstance(v, np.ndarray):  # CuPy -> host
-            v = v.get()
-        host[k] = np.ascontiguousarray(v)
+    host = {k: np.ascontiguousarray(_host(v)) for k, v in out.items()}
     _check_arrays(host, cfg, b - a, task["name"])
     return host
 

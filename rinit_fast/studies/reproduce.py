@@ -25,6 +25,7 @@ import time
 import numpy as np
 
 from . import figures, storage
+from ..calibrate import _host
 from .execute import load_study, run_study
 
 RADIUS_SCHEMES = ["glorot_normal", "half_glorot", "complex_glorot"]
@@ -241,7 +242,7 @@ def _propagation(out, ps, backend, seed, progress, log):
     for act, scheme, gain, params in PROP_CASES:
         r = propagate(scheme, ps["width"], ps["depth"], activation=act, batch=ps["batch"],
                       samples=ps["samples"], seed=seed, backend=backend, gain=gain, **params)
-        pv, gv = np.asarray(r.preact_var, float), np.asarray(r.grad_var, float)
+        pv, gv = _host(r.preact_var, np.float64), _host(r.grad_var, np.float64)
         mpv = mgv = None
         if mean_field is not None:
             wv = ps["width"] * scheme_table.scheme_std(scheme, ps["width"], gain, **params) ** 2
