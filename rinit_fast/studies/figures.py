@@ -46,6 +46,7 @@ def radius_histograms(path, panels, widths, schemes):
             ax.axvline(1.0, color="k", lw=0.8, ls="--")
             ax.set_title(f"{s}, n={n}", fontsize=9)
             ax.tick_params(labelsize=7)
+            ax.locator_params(axis="x", nbins=4)
             if i == len(widths) - 1:
                 ax.set_xlabel("spectral radius ρ", fontsize=8)
             if i == 0 and j == 0:
