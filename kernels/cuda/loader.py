@@ -163,6 +163,7 @@ def _device_sms(device_id):
 
 
 _occupancy = {}
+_max_threads = {}
 
 
 def _blocks_per_sm(kernel, block, smem):
@@ -190,7 +191,9 @@ def _config(kernel, items, smem_per_warp=0):
     block = _launch["block"] or _env_int("RINIT_FAST_CUDA_BLOCK") or DEFAULT_BLOCK
     if block % 32 or not 32 <= block <= 1024:
         raise ValueError(f"CUDA block size must be a multiple of 32 in [32, 1024], got {block}")
-    limit = int(kernel.max_threads_per_block)
+    limit = _max_threads.get(id(kernel))
+    if limit is None:
+        limit = _max_threads[id(kernel)] = int(kernel.max_threads_per_block)
     if block > limit:
         raise ValueError(f"block size {block} exceeds this kernel's limit of {limit} threads")
     smem = (block // 32) * smem_per_warp
