@@ -143,7 +143,7 @@ def uniform_f64_fill(out, k0, k1, c2_start, c3_base, mul, add, scale):
 # Truncated normal: value i keeps its normal when |z| <= 2; otherwise attempt a = 1, 2, ... redraws
 # value i of the same matrix at block position (a << 48) | block.  See docs/rng.md.
 ATTEMPT_SHIFT = np.uint64(48)
-MAX_ATTEMPTS = 1 << 15
+MAX_ATTEMPTS = 1 << 14  # attempts < 2**14 keep (a << 50) | i inside 64 bits: no counter ever repeats
 
 
 @kernel(types.void(types.float32[:, :, ::1], _u64, _u64, _u64, _u64, types.float32, types.float32),

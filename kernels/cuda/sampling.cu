@@ -24,7 +24,7 @@
 #define RF_CHECK_ALIGNED(p) /* tests/cuda_host/cuda_shim.h checks every 16-byte store's alignment */
 #endif
 #define RF_ATTEMPT_SHIFT 48           /* kernels/cpu/sampling.py: ATTEMPT_SHIFT */
-#define RF_MAX_ATTEMPTS (1ull << 15)  /* kernels/cpu/sampling.py: MAX_ATTEMPTS */
+#define RF_MAX_ATTEMPTS (1ull << 14)  /* kernels/cpu/sampling.py: MAX_ATTEMPTS (a << 50 stays in 64 bits) */
 
 /* ---- the values of one block ----------------------------------------------------------------- */
 template <typename T> struct rf_vec16;
