@@ -78,19 +78,6 @@ def _split_scale(h, floor):
     return g, np.ascontiguousarray(e)
 
 
-_BLAS = None
-
-
-def _one_blas_thread():
-    """Each kernel thread calls BLAS: cap BLAS at one thread for the call (else 2 x 2 threads fight)."""
-    global _BLAS
-    if _BLAS is None:  # scan the loaded libraries once, after loading the BLAS that Numba's np.dot calls
-        import scipy.linalg.cython_blas  # noqa: F401
-        from threadpoolctl import ThreadpoolController
-        _BLAS = ThreadpoolController()
-    return _BLAS.limit(limits=1, user_api="blas")
-
-
 def unroll(W, steps, *, realizations=1, inputs="gaussian", input_scale=1.0, U=None, b=None, h0=None,
            v0=None, nonlinearity="linear", record_every=1, tangent=False, seed=0, start=0):
     """Unroll h_t = f(W h_{t-1} + U x_t + b), t = 1..steps, for every matrix and realisation.
@@ -204,11 +191,10 @@ def unroll(W, steps, *, realizations=1, inputs="gaussian", input_scale=1.0, U=No
 
     k0, k1 = key_words(seed)
     from .kernels.cpu import unroll as kern
-    with _one_blas_thread():
-        kern.unroll(W3, UT, bias, xarr, G0, E0, V0, EV0, steps, record_every, _MODE[mode], _NONLIN[nonlin],
-                    int(tangent), _nchunks(R), e_floor, d, k0, k1, np.uint64(start),
-                    counter_word3(Purpose.INPUTS, 0), dt.type(sigma), out_log, out_tlog, out_g, out_e,
-                    out_v, out_ev)
+    kern.unroll(W3, UT, bias, xarr, G0, E0, V0, EV0, steps, record_every, _MODE[mode], _NONLIN[nonlin],
+                int(tangent), _nchunks(R), e_floor, d, k0, k1, np.uint64(start),
+                counter_word3(Purpose.INPUTS, 0), dt.type(sigma), out_log, out_tlog, out_g, out_e,
+                out_v, out_ev)
 
     def shape(a):
         return a if batched else a[0]

@@ -18,22 +18,27 @@ log||g|| + e log 2`` stays exact long after ||h_t|| would overflow.  The exponen
 ``e_floor`` (the exponent of a bound on |U x_t + b|, computed by the API), so the scaled inputs stay <= 1
 and cannot overflow.  The tangent ``v_t = D_t W v_{t-1}`` is linear in v and is renormalised freely.
 
-The matrix products go to single-threaded BLAS (``np.dot`` → SciPy's OpenBLAS ``?gemm``); the API caps
-the BLAS thread count at 1 around the call, since two kernel threads each call BLAS.  Inputs are drawn
-inside the time loop from the Philox stream (whole blocks; values (t-1)*d .. t*d-1 of stream
-(c2 = c2_start + m, c3 = c3_base + r)), and are never stored.
+The matrix products use the register-blocked micro-kernel below on a copy of [W^T; U^T] packed once per
+work item (W is fixed for all the steps, so unlike a BLAS call nothing is re-packed per step): each entry
+of W g is one chain of fused multiply-adds over k in order 0..K-1, so its bits do not depend on the
+blocking, the chunk, the thread count or the instruction set.  Inputs are drawn inside the time loop from
+the Philox stream (whole blocks; values (t-1)*d .. t*d-1 of stream (c2 = c2_start + m, c3 = c3_base +
+r)), and are never stored.
 """
 from __future__ import annotations
 
 import math
 
+import llvmlite.binding as llvm
 import numba
 import numpy as np
+from llvmlite import ir
 from numba import prange, types
-from numba.extending import overload
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
 
 from ._jit import _COMMON, device, kernel
-from .philox import M32, box_muller_f32, box_muller_f64, philox4x32_10
+from .philox import M32, box_muller_f32, box_muller_f64, f64_as_u64, philox4x32_10, u64_as_f64
 
 # Large helpers are compiled as functions of their own (called, not inlined): inlining the Philox
 # generator and the per-item time loop into the parallel kernel made its first compilation take minutes.
@@ -52,23 +57,40 @@ NO_FLOOR = -(1 << 62)
 
 
 # --- the input stream: values v0 .. v0+count-1 in whole Philox blocks (one compiled function per dtype) ---
+# Blocks are generated SUPER at a time (an inner loop of constant trip count, fully vectorised, with no
+# scalar remainder loop: with a variable trip count, LLVM's scalar epilogue handled up to 31 of the
+# 16-126 blocks of a step, and generation ran at 4-5 ns/value instead of ~1.2).  The buffer holds
+# ``buffer_len(count)`` values; the few extra values past the end are never used.
+SUPER = 16
+GEN_VALUES = 512           # values drawn per call: several steps at once when d is small
+
+
+@device
+def buffer_len(count):
+    """Length of the generation buffer for ``count`` values (either mapping, any offset)."""
+    return (count // 2 + 2 + SUPER) // SUPER * SUPER * 4
+
+
 @numba.njit(**_OPTS)
 def normals_into_f32(buf, v0, count, c2, c3, k0, k1):
-    """buf[4j + l] = lane l of block v0//4 + j of the float32 normal stream; returns v0 % 4 (the
-    position of value v0 in buf)."""
+    """buf[4j + l] = lane l of block v0//4 + j of the float32 normal stream, j < ceil(...) rounded up to
+    a multiple of SUPER; returns v0 % 4 (the position of value v0 in buf)."""
     b0 = v0 >> np.uint64(2)
     off = v0 & np.uint64(3)
-    nblk = (off + count + np.uint64(3)) >> np.uint64(2)
-    for j in range(nblk):
-        b = b0 + j
-        x0, x1, x2, x3 = philox4x32_10(b & M32, b >> np.uint64(32), c2, c3, k0, k1)
-        z0, z1 = box_muller_f32(x0, x1)
-        z2, z3 = box_muller_f32(x2, x3)
-        i = j << np.uint64(2)
-        buf[i] = z0
-        buf[i + np.uint64(1)] = z1
-        buf[i + np.uint64(2)] = z2
-        buf[i + np.uint64(3)] = z3
+    nsup = (((off + count + np.uint64(3)) >> np.uint64(2)) + np.uint64(SUPER - 1)) // np.uint64(SUPER)
+    for sb in range(nsup):
+        base = sb * np.uint64(SUPER)
+        for jj in range(SUPER):
+            j = base + np.uint64(jj)
+            b = b0 + j
+            x0, x1, x2, x3 = philox4x32_10(b & M32, b >> np.uint64(32), c2, c3, k0, k1)
+            z0, z1 = box_muller_f32(x0, x1)
+            z2, z3 = box_muller_f32(x2, x3)
+            i = j << np.uint64(2)
+            buf[i] = z0
+            buf[i + np.uint64(1)] = z1
+            buf[i + np.uint64(2)] = z2
+            buf[i + np.uint64(3)] = z3
     return off
 
 
@@ -77,14 +99,17 @@ def normals_into_f64(buf, v0, count, c2, c3, k0, k1):
     """float64 twin of normals_into_f32 (2 values per block); returns v0 % 2."""
     b0 = v0 >> np.uint64(1)
     off = v0 & np.uint64(1)
-    nblk = (off + count + np.uint64(1)) >> np.uint64(1)
-    for j in range(nblk):
-        b = b0 + j
-        x0, x1, x2, x3 = philox4x32_10(b & M32, b >> np.uint64(32), c2, c3, k0, k1)
-        z0, z1 = box_muller_f64(x0, x1, x2, x3)
-        i = j << np.uint64(1)
-        buf[i] = z0
-        buf[i + np.uint64(1)] = z1
+    nsup = (((off + count + np.uint64(1)) >> np.uint64(1)) + np.uint64(SUPER - 1)) // np.uint64(SUPER)
+    for sb in range(nsup):
+        base = sb * np.uint64(SUPER)
+        for jj in range(SUPER):
+            j = base + np.uint64(jj)
+            b = b0 + j
+            x0, x1, x2, x3 = philox4x32_10(b & M32, b >> np.uint64(32), c2, c3, k0, k1)
+            z0, z1 = box_muller_f64(x0, x1, x2, x3)
+            i = j << np.uint64(1)
+            buf[i] = z0
+            buf[i + np.uint64(1)] = z1
     return off
 
 
@@ -169,11 +194,12 @@ def sumsq(row, n, acc):
 def log_norm(s, e):
     """log of sqrt(s)·2**e.  While s·4**e is a normal float64 it is formed exactly and its log taken,
     so the result does not depend on how h is split into g and e (the same bits as the unscaled
-    computation would give); beyond that, 0.5·log(s) + e·log 2."""
+    computation would give); beyond that, 0.5·log(s) + e·log 2.  (Exponents by bit operations: frexp
+    and ldexp are library calls, and this runs for every realisation at every recorded step.)"""
     if s > 0.0:
-        _, ex = math.frexp(s)
-        if -1000 < ex + 2 * e < 1000:
-            return 0.5 * math.log(s * math.ldexp(1.0, 2 * e))
+        ex = np.int64((f64_as_u64(s) >> np.uint64(52)) & np.uint64(0x7FF))     # biased exponent of s
+        if ex > 0 and -1000 < ex - 1023 + 2 * e < 1000 and -1000 < 2 * e < 1000:
+            return 0.5 * math.log(s * u64_as_f64(np.uint64(1023 + 2 * e) << np.uint64(52)))
     return 0.5 * math.log(s) + e * LN2
 
 
@@ -198,6 +224,154 @@ def renorm_exponent(s, e, floor):
         k = (ex + 1) // 2
         return max(e + k, floor)
     return e
+
+
+# --- the matrix product: C[r, :] = A[r, :K] @ [W^T; U^T][:K]  (register-blocked micro-kernel) --------
+# Written as LLVM IR with explicit vector types: Numba cannot keep a tile of accumulators in registers
+# (measured: 20-35 GFLOP/s with accumulators in memory, against ~110 for this kernel and 60-75 for
+# OpenBLAS sgemm at these shapes, which re-packs W on every call; bench/NOTES.md "Unroll").
+# B is packed in panels P[p, k, 0:NR] = B[k, p*NR : (p+1)*NR] (zero-padded past n).  A tile is MR rows
+# by NR = NV vectors of LANES floats; the MR*NV accumulators stay in registers through the k loop.
+_FEATURES = llvm.get_host_cpu_features()
+WIDE = bool(_FEATURES.get("avx512f", False))       # 32 vector registers of 16 float32
+LANES32 = 16 if WIDE else 8
+LANES64 = LANES32 // 2
+NV = 2                                             # vectors per tile row
+MR_MAX = 12 if WIDE else 6                         # MR*NV + NV + 1 registers must fit
+
+
+def _make_microkernel(MR):
+    @intrinsic
+    def microkernel(typingctx, A, r0, P, p, kuse, C):
+        """C[r0:r0+MR, p*NR:(p+1)*NR] = A[r0:r0+MR, :kuse] @ P[p, :kuse, :] (C-contiguous arrays)."""
+        if A.dtype == types.float32:
+            fty, L, name = ir.FloatType(), LANES32, "f32"
+        elif A.dtype == types.float64:
+            fty, L, name = ir.DoubleType(), LANES64, "f64"
+        else:
+            return None
+        sig = types.void(A, r0, P, p, kuse, C)
+
+        def codegen(context, builder, signature, args):
+            a_arr = context.make_array(signature.args[0])(context, builder, args[0])
+            p_arr = context.make_array(signature.args[2])(context, builder, args[2])
+            c_arr = context.make_array(signature.args[5])(context, builder, args[5])
+            intp = context.get_value_type(types.intp)
+
+            def ival(i):
+                return context.cast(builder, args[i], signature.args[i], types.intp)
+
+            def const(v):
+                return ir.Constant(intp, v)
+            lda = cgutils.unpack_tuple(builder, a_arr.shape, 2)[1]
+            ldc = cgutils.unpack_tuple(builder, c_arr.shape, 2)[1]
+            pshape = cgutils.unpack_tuple(builder, p_arr.shape, 3)
+            r0v, pv, kv = ival(1), ival(3), ival(4)
+            NR = L * NV
+            a_base = builder.gep(a_arr.data, [builder.mul(r0v, lda)])
+            b_base = builder.gep(p_arr.data, [builder.mul(pv, builder.mul(pshape[1], pshape[2]))])
+            c_base = builder.gep(c_arr.data, [builder.add(builder.mul(r0v, ldc), builder.mul(pv, const(NR)))])
+            vty = ir.VectorType(fty, L)
+            vptr = vty.as_pointer()
+            fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty, vty, vty]),
+                                                 f"llvm.fma.v{L}{name}")
+            i32 = ir.IntType(32)
+            undef = ir.Constant(vty, ir.Undefined)
+            splat_mask = ir.Constant(ir.VectorType(i32, L), [0] * L)
+            zero = ir.Constant(vty, [0.0] * L)
+            entry = builder.block
+            loop = builder.append_basic_block("mk_loop")
+            done = builder.append_basic_block("mk_done")
+            builder.branch(loop)
+            builder.position_at_end(loop)
+            k = builder.phi(intp)
+            k.add_incoming(const(0), entry)
+            acc = [[builder.phi(vty) for _ in range(NV)] for _ in range(MR)]
+            for row in acc:
+                for ph in row:
+                    ph.add_incoming(zero, entry)
+            bk = builder.gep(b_base, [builder.mul(k, const(NR))])
+            bv = [builder.load(builder.bitcast(builder.gep(bk, [const(v * L)]), vptr), align=4)
+                  for v in range(NV)]
+            new = []
+            for r in range(MR):
+                a = builder.load(builder.gep(a_base, [builder.add(builder.mul(const(r), lda), k)]))
+                av = builder.shuffle_vector(builder.insert_element(undef, a, ir.Constant(i32, 0)), undef,
+                                            splat_mask)
+                new.append([builder.call(fma, [av, bv[v], acc[r][v]]) for v in range(NV)])
+            k1 = builder.add(k, const(1))
+            tail = builder.block
+            k.add_incoming(k1, tail)
+            for r in range(MR):
+                for v in range(NV):
+                    acc[r][v].add_incoming(new[r][v], tail)
+            builder.cbranch(builder.icmp_signed("<", k1, kv), loop, done)
+            builder.position_at_end(done)
+            for r in range(MR):
+                crow = builder.gep(c_base, [builder.mul(const(r), ldc)])
+                for v in range(NV):
+                    builder.store(new[r][v], builder.bitcast(builder.gep(crow, [const(v * L)]), vptr),
+                                  align=4)
+            return context.get_dummy_value()
+        return sig, codegen
+    return microkernel
+
+
+(_mk1, _mk2, _mk3, _mk4, _mk5, _mk6, _mk7, _mk8, _mk9, _mk10, _mk11,
+ _mk12) = [_make_microkernel(mr) for mr in range(1, 13)]
+
+
+@device
+def _microkernel(A, r, P, p, kuse, C, mr):
+    if mr == 12:
+        _mk12(A, r, P, p, kuse, C)
+    elif mr == 11:
+        _mk11(A, r, P, p, kuse, C)
+    elif mr == 10:
+        _mk10(A, r, P, p, kuse, C)
+    elif mr == 9:
+        _mk9(A, r, P, p, kuse, C)
+    elif mr == 8:
+        _mk8(A, r, P, p, kuse, C)
+    elif mr == 7:
+        _mk7(A, r, P, p, kuse, C)
+    elif mr == 6:
+        _mk6(A, r, P, p, kuse, C)
+    elif mr == 5:
+        _mk5(A, r, P, p, kuse, C)
+    elif mr == 4:
+        _mk4(A, r, P, p, kuse, C)
+    elif mr == 3:
+        _mk3(A, r, P, p, kuse, C)
+    elif mr == 2:
+        _mk2(A, r, P, p, kuse, C)
+    else:
+        _mk1(A, r, P, p, kuse, C)
+
+
+@numba.njit(**_OPTS)
+def gemm_packed(A, P, C, kuse):
+    """C[:, :npan*NR] = A[:, :kuse] @ B[:kuse] with B packed in P (npan, K, NR).  Panels outside (each
+    panel, K x NR, stays in L2 while every row block uses it); rows in blocks of at most MR_MAX, as
+    even as possible (25 rows: 9, 8, 8)."""
+    M = A.shape[0]
+    nblk = (M + MR_MAX - 1) // MR_MAX
+    for p in range(P.shape[0]):
+        r = 0
+        for blk in range(nblk):
+            mr = (M - r) // (nblk - blk)
+            _microkernel(A, r, P, p, kuse, C, mr)
+            r += mr
+
+
+def panel_width(W):
+    """NR, the width of a packed panel, for the dtype of ``W``."""
+
+
+@overload(panel_width, inline="always")
+def _panel_width_ov(W):
+    nr = NV * (LANES32 if W.dtype == types.float32 else LANES64)
+    return lambda W: nr
 
 
 _T32 = types.float32
@@ -259,17 +433,19 @@ def run_item(W, UT, bias, xarr, G0, E0, V0, EV0, steps, record_every, input_mode
     mx = m if xarr.shape[0] > 1 else 0
     sig64 = np.float64(input_scale)
     Rc = r1 - r0
-    # B = [W^T; U^T] (K, n): row i of A @ B is W g_i (+ U x_i)
-    B = np.empty((K, n), dtype=W.dtype)
+    # [W^T; U^T] (K, n) packed in panels: row i of A @ it is W g_i (+ U x_i); columns >= n are zero
+    NR = panel_width(W)
+    npan = (n + NR - 1) // NR
+    P = np.zeros((npan, K, NR), dtype=W.dtype)
     for i in range(n):
+        pi = i // NR
+        ji = i - pi * NR
         for k in range(n):
-            B[k, i] = W[m, i, k]
-    for k in range(du):
-        for i in range(n):
-            B[n + k, i] = UT[k, i]
-    Bn = B[:n]
+            P[pi, k, ji] = W[m, i, k]
+        for k in range(du):
+            P[pi, n + k, ji] = UT[k, i]
     A = np.zeros((Rc, K), dtype=W.dtype)       # rows: [g_r | x_t 2**-e_r (with U)]
-    C = np.empty((Rc, n), dtype=W.dtype)
+    C = np.empty((Rc, npan * NR), dtype=W.dtype)
     E = np.empty(Rc, dtype=np.int64)
     for rr in range(Rc):
         for i in range(n):
@@ -277,35 +453,43 @@ def run_item(W, UT, bias, xarr, G0, E0, V0, EV0, steps, record_every, input_mode
         E[rr] = E0[m, r0 + rr]
     nv = Rc if tangent else 0
     V = np.empty((nv, n), dtype=W.dtype)
-    CV = np.empty((nv, n), dtype=W.dtype)
+    CV = np.empty((nv, npan * NR), dtype=W.dtype)
     EV = np.empty(nv, dtype=np.int64)
     for rr in range(nv):
         for i in range(n):
             V[rr, i] = V0[m, r0 + rr, i]
         EV[rr] = EV0[m, r0 + rr]
-    xbuf = np.empty(d + 8, dtype=W.dtype)
+    # Gaussian inputs: S steps of a row are consecutive values of its stream, drawn in one call
+    S = min(max(1, GEN_VALUES // d), steps) if input_mode == GAUSSIAN else 1
+    XB = np.empty((Rc if input_mode == GAUSSIAN else 0, buffer_len(S * d)), dtype=W.dtype)
+    offs = np.zeros(Rc, dtype=np.uint64)
     acc = np.empty(LANES, dtype=np.float64)
     c2 = (c2_start + np.uint64(m)) & M32
     du64 = np.uint64(d)
 
     for t in range(1, steps + 1):
-        v0 = np.uint64(t - 1) * du64
+        js = (t - 1) % S
+        if input_mode == GAUSSIAN and js == 0:
+            cnt = np.uint64(min(S, steps - t + 1)) * du64
+            for rr in range(Rc):
+                offs[rr] = fill_normals(XB[rr], np.uint64(t - 1) * du64, cnt, c2,
+                                        c3_base + np.uint64(r0 + rr), k0, k1)
         if du > 0 and input_mode != NO_INPUT:      # inputs enter the product: A[:, n:] = x_t 2**-e
             for rr in range(Rc):
                 r = r0 + rr
                 cx = cast_like(A, sig64 * pow2(-E[rr]))
                 arow = A[rr]
                 if input_mode == GAUSSIAN:
-                    off = fill_normals(xbuf, v0, du64, c2, c3_base + np.uint64(r), k0, k1)
-                    for i in range(d):
-                        arow[n + i] = xbuf[off + np.uint64(i)] * cx
+                    xs = XB[rr]
+                    base = offs[rr] + np.uint64(js) * du64
                 else:
-                    xr = xarr[mx, r if Rx > 1 else 0, t - 1]
-                    for i in range(d):
-                        arow[n + i] = xr[i] * cx
-        np.dot(A, B, C)
+                    xs = xarr[mx, r if Rx > 1 else 0, t - 1]
+                    base = np.uint64(0)
+                for i in range(d):
+                    arow[n + i] = xs[base + np.uint64(i)] * cx
+        gemm_packed(A, P, C, K)
         if tangent:
-            np.dot(V, Bn, CV)
+            gemm_packed(V, P, CV, n)
         rec = t % record_every == 0
         kk = t // record_every - 1
         for rr in range(Rc):
@@ -317,13 +501,13 @@ def run_item(W, UT, bias, xarr, G0, E0, V0, EV0, steps, record_every, input_mode
             if du == 0 and input_mode != NO_INPUT:
                 cx = cast_like(A, sig64 * pow2(-e))
                 if input_mode == GAUSSIAN:
-                    off = fill_normals(xbuf, v0, du64, c2, c3_base + np.uint64(r), k0, k1)
-                    for i in range(n):
-                        arow[i] = crow[i] + xbuf[off + np.uint64(i)] * cx
+                    xs = XB[rr]
+                    base = offs[rr] + np.uint64(js) * du64
                 else:
-                    xr = xarr[mx, r if Rx > 1 else 0, t - 1]
-                    for i in range(n):
-                        arow[i] = crow[i] + xr[i] * cx
+                    xs = xarr[mx, r if Rx > 1 else 0, t - 1]
+                    base = np.uint64(0)
+                for i in range(n):
+                    arow[i] = crow[i] + xs[base + np.uint64(i)] * cx
             else:
                 for i in range(n):
                     arow[i] = crow[i]
