@@ -146,29 +146,58 @@ def pow2(k):
     return math.ldexp(1.0, k)
 
 
+# tanh without library calls, so that the loop over a state vectorises (libm tanh: ~4x slower here).
+# |y| < 0.625: Cephes' rational form tanh(y) = y + y·y²·P(y²)/Q(y²); above: (1 - q)/(1 + q), q = e^{-2|y|}.
+_TP = (-9.64399179425052238628e-1, -9.92877231001918586564e1, -1.61468768441708447952e3)
+_TQ = (1.12811678491632931402e2, 2.23548839060100448583e3, 4.84406305325125486048e3)
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+_EXP_C = tuple(1.0 / math.factorial(k) for k in range(14))
+
+
+@device
+def exp_nonpos(x):
+    """exp(x) for x <= 0 (0 below -708), to about 1 ulp: Cody–Waite reduction by ln 2 and a degree-13
+    Taylor polynomial on |r| <= ln2/2, scaled by 2**k built from bits.  No library call."""
+    xc = max(x, -708.0)
+    k = math.floor(xc * _LOG2E + 0.5)
+    r = (xc - k * _LN2_HI) - k * _LN2_LO
+    p = _EXP_C[13]
+    p = p * r + _EXP_C[12]
+    p = p * r + _EXP_C[11]
+    p = p * r + _EXP_C[10]
+    p = p * r + _EXP_C[9]
+    p = p * r + _EXP_C[8]
+    p = p * r + _EXP_C[7]
+    p = p * r + _EXP_C[6]
+    p = p * r + _EXP_C[5]
+    p = p * r + _EXP_C[4]
+    p = p * r + _EXP_C[3]
+    p = p * r + _EXP_C[2]
+    p = p * r + _EXP_C[1]
+    p = p * r + _EXP_C[0]
+    scale = u64_as_f64(np.uint64(np.int64(k) + 1023) << np.uint64(52))
+    return p * scale if x >= -708.0 else 0.0
+
+
 @device
 def tanh_scaled(z, s, inv):
-    """(tanh(z*s)/s, tanh'(z*s)) in float64, accurate for any power of two s (also when z*s underflows).
-
-    ``inv`` = 1/s.  For |y| < 2**-10 the series tanh(y)/y = 1 - y²/3 + 2y⁴/15 - 17y⁶/315 is used, so a
-    state scaled far below its true size keeps full precision; the derivative is 1 - t² for small t
-    and 4q/(1+q)², q = exp(-2|y|), otherwise (no cancellation when tanh(y) rounds to ±1).
-    """
+    """(tanh(z*s)/s, tanh'(z*s)) in float64, for a power of two s = 2**e (inv = 1/s): the state g is
+    h/s and z the scaled pre-activation.  Accurate also when z*s underflows (the small-argument form
+    z·(1 + y²P/Q) never divides by y), and the derivative has no cancellation when tanh(y) rounds to ±1
+    (4q/(1+q)² instead of 1 - tanh²).  Branch-free: both forms are computed and one is selected."""
     y = z * s
     ay = abs(y)
-    if ay < 0.0009765625:
-        y2 = y * y
-        g = z + z * (y2 * (-0.3333333333333333 + y2 * (0.13333333333333333 - y2 * 0.05396825396825397)))
-        d = 1.0 - y2 * (1.0 - y2 * 0.6666666666666666)
-        return g, d
-    t = math.tanh(y)
-    g = t * inv
-    if ay < 0.5:
-        d = 1.0 - t * t
-    else:
-        q = math.exp(-2.0 * ay)
-        d = 4.0 * q / ((1.0 + q) * (1.0 + q))
-    return g, d
+    y2 = y * y
+    rs = y2 * ((_TP[0] * y2 + _TP[1]) * y2 + _TP[2]) / (((y2 + _TQ[0]) * y2 + _TQ[1]) * y2 + _TQ[2])
+    ts = y + y * rs
+    q = exp_nonpos(-2.0 * ay)
+    opq = 1.0 + q
+    tl = (1.0 - q) / opq
+    if ay < 0.625:
+        return z + z * rs, 1.0 - ts * ts
+    return (tl if y >= 0.0 else -tl) * inv, 4.0 * q / (opq * opq)
 
 
 @device

@@ -1,0 +1,204 @@
+"""Side-by-side unroll speed on this machine, in one run: rf.unroll vs NumPy and torch loops doing the same work.
+
+    python bench/compare_unroll.py [--repeat 5] [--quick] [--sizes 500,64] [--realizations 50]
+
+The work, per step, for R realisations of a float32 linear RNN h_t = W h_{t-1} + x_t, x_t ~ N(0, I):
+draw the n·R inputs, one (n x n)·(n x R) product, the add, and log||h_t|| of every realisation (what
+rf.unroll records with record_every=1).  The loops keep H as an (n, R) array and draw X with NumPy's
+Generator (float32, in place) or torch's ``normal_``; the matmul alone (NumPy and torch, no inputs, no
+norms) is the ceiling such loops approach.  rf.unroll is also timed with one thread, without inputs
+(||W^k h0||), with the tangent and with tanh.  The GEMM ceiling of the machine (float32/float64 matmul,
+1 and 2 BLAS threads) is printed first.  Figures are steps per second: best and median of --repeat runs
+(wall clock); the VM is shared and noisy, so compare ratios within one run.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import time
+
+import numba
+import numpy as np
+
+import rinit_fast as rf
+
+
+def machine():
+    model = platform.processor() or "?"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            model = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}, "
+            f"numba {numba.__version__} ({numba.get_num_threads()} threads)")
+
+
+def timed(fn, steps, repeat):
+    """Steps per second of ``fn(steps)``: (best, median) over ``repeat`` runs after a warm-up."""
+    fn(max(2, steps // 20))
+    rates = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn(steps)
+        rates.append(steps / (time.perf_counter() - t0))
+    return max(rates), statistics.median(rates)
+
+
+def blas_ceiling(repeat, ctl):
+    """GFLOP/s of NumPy matmul: square 1536³ and the unroll shapes, float32/float64, 1 and 2 threads."""
+    rows = []
+    rng = np.random.default_rng(0)
+    for dt in (np.float32, np.float64):
+        for shape in ((1536, 1536, 1536), (500, 500, 50), (64, 64, 50)):
+            m, k, nn = shape
+            a = rng.standard_normal((m, k)).astype(dt)
+            b = rng.standard_normal((k, nn)).astype(dt)
+            c = np.empty((m, nn), dt)
+            flop = 2.0 * m * k * nn
+            reps = max(1, int(2e9 / flop))
+            res = []
+            for th in (1, 2):
+                with ctl.limit(limits=th, user_api="blas"):
+                    best, _ = timed(lambda s: [np.matmul(a, b, out=c) for _ in range(s)], reps, repeat)
+                res.append(best * flop / 1e9)
+            rows.append((np.dtype(dt).name, "x".join(map(str, shape)), res[0], res[1]))
+    return rows
+
+
+def numpy_loop(W, R, seed=0):
+    n = W.shape[0]
+    rng = np.random.default_rng(seed)
+    H = np.zeros((n, R), np.float32)
+    T = np.empty_like(H)
+    X = np.empty_like(H)
+
+    def run(steps):
+        nonlocal H, T
+        H[:] = 0
+        rec = np.empty((steps, R))
+        for t in range(steps):
+            rng.standard_normal(out=X, dtype=np.float32)
+            np.matmul(W, H, out=T)
+            T += X
+            H, T = T, H
+            rec[t] = np.log(np.linalg.norm(H, axis=0))
+        return rec
+    return run
+
+
+def numpy_matmul(W, R):
+    H = np.ones((W.shape[0], R), np.float32)
+    T = np.empty_like(H)
+
+    def run(steps):
+        for _ in range(steps):
+            np.matmul(W, H, out=T)
+    return run
+
+
+def torch_loop(torch, W, R):
+    Wt = torch.from_numpy(W)
+    n = W.shape[0]
+    H = torch.zeros((n, R))
+    T = torch.empty_like(H)
+    X = torch.empty_like(H)
+
+    def run(steps):
+        nonlocal H, T
+        H.zero_()
+        rec = torch.empty((steps, R))
+        with torch.no_grad():
+            for t in range(steps):
+                X.normal_()
+                torch.addmm(X, Wt, H, out=T)
+                H, T = T, H
+                torch.log(torch.linalg.vector_norm(H, dim=0), out=rec[t])
+        return rec
+    return run
+
+
+def torch_matmul(torch, W, R):
+    Wt = torch.from_numpy(W)
+    H = torch.ones((W.shape[0], R))
+    T = torch.empty_like(H)
+
+    def run(steps):
+        for _ in range(steps):
+            torch.mm(Wt, H, out=T)
+    return run
+
+
+def engine(W, R, threads=None, **kw):
+    def run(steps):
+        old = numba.get_num_threads()
+        if threads:
+            numba.set_num_threads(threads)
+        try:
+            return rf.unroll(W, steps, realizations=R, **kw)
+        finally:
+            numba.set_num_threads(old)
+    return run
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--sizes", default="500,64")
+    ap.add_argument("--realizations", type=int, default=50)
+    ap.add_argument("--quick", action="store_true", help="fewer steps and 3 repeats")
+    ap.add_argument("--no-ceiling", action="store_true", help="skip the BLAS GEMM ceiling")
+    args = ap.parse_args(argv)
+    repeat = 3 if args.quick else args.repeat
+    R = args.realizations
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    import scipy.linalg.cython_blas  # noqa: F401  (so that threadpoolctl sees every BLAS)
+    from threadpoolctl import ThreadpoolController
+    ctl = ThreadpoolController()
+    print(f"# compare_unroll  {datetime.date.today()}  {machine()}"
+          + (f", torch {torch.__version__} ({torch.get_num_threads()} threads)" if torch else ", no torch"))
+    print(f"# steps/s, best (median) of {repeat} runs, wall clock; ratio = rinit_fast / anchor "
+          f"(higher = we are faster); float32, R = {R}")
+    if not args.no_ceiling:
+        print("\n## GEMM ceiling: NumPy matmul GFLOP/s (best)")
+        print(f"{'dtype':8} {'m x k x n':>15} {'1 thread':>9} {'2 threads':>9}")
+        for dt, shape, g1, g2 in blas_ceiling(repeat, ctl):
+            print(f"{dt:8} {shape:>15} {g1:9.1f} {g2:9.1f}")
+
+    for n in (int(s) for s in args.sizes.split(",")):
+        W = rf.sample("glorot_normal", n, seed=7, dtype="float32")
+        scale = 500 / n
+        es = int(1500 * scale ** 2 / (10 if args.quick else 1))      # engine steps per timing
+        ls = max(20, int(300 * scale / (10 if args.quick else 1)))  # loop steps per timing
+        flop = 2.0 * n * n * R
+        rows = []
+        cand = [("rf.unroll (gaussian inputs)", engine(W, R), es),
+                ("rf.unroll, 1 thread", engine(W, R, threads=1), es),
+                ("rf.unroll inputs=None (||W^k h0||)", engine(W, R, inputs=None), es),
+                ("rf.unroll tangent=True", engine(W, R, tangent=True), es // 2),
+                ("rf.unroll tanh", engine(W, R, nonlinearity="tanh"), es // 4),
+                ("NumPy loop (Generator + matmul + norms)", numpy_loop(W, R), ls),
+                ("NumPy matmul alone", numpy_matmul(W, R), 4 * ls)]
+        if torch is not None:
+            cand += [("torch loop (normal_ + addmm + norms)", torch_loop(torch, W, R), ls),
+                     ("torch mm alone", torch_matmul(torch, W, R), 4 * ls)]
+        for name, fn, steps in cand:
+            best, med = timed(fn, max(steps, 10), repeat)
+            rows.append((name, best, med))
+        ours = rows[0][1]
+        print(f"\n## n = {n}, R = {R}: {flop / 1e6:.2f} MFLOP of product per step")
+        print(f"{'':42} {'steps/s':>10} {'(median)':>10} {'GFLOP/s':>8} {'ratio':>7}")
+        for name, best, med in rows:
+            ratio = "" if name.startswith("rf.") else f"{ours / best:7.2f}"
+            print(f"{name:42} {best:10.0f} {med:10.0f} {best * flop / 1e9:8.1f} {ratio:>7}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
