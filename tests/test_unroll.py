@@ -38,7 +38,7 @@ def _case(n, dt, rng, *, batch, R, d, steps, scale=0.8):
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
 @pytest.mark.parametrize("nonlinearity", ["linear", "tanh", "relu"])
 @pytest.mark.parametrize("n,batch,R,use_u", [(1, None, 1, False), (3, 2, 3, True), (7, None, 5, True),
-                                             (33, 2, 2, False), (33, None, 1, True)])
+                                             (33, 2, 2, False), (33, None, 1, True), (40, None, 30, True)])
 def test_matches_reference(dt, nonlinearity, n, batch, R, use_u):
     rng = np.random.default_rng([n, R, len(nonlinearity), np.dtype(dt).itemsize])
     steps, rec = 30, 3
