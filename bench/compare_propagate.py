@@ -2,7 +2,7 @@
 versions that materialise every layer's weights (with rf.sample, the same matrices) and loop over layers.
 
     python bench/compare_propagate.py [--width 256] [--depth 50] [--batch 8] [--samples 1,8,32,128]
-                                      [--activation tanh] [--repeat 5]
+                                      [--activation tanh] [--repeat 5] [--threads 1,2] [--clock wall]
 
 Same work everywhere: forward pass of ``batch`` networks × ``samples`` inputs through ``depth`` layers of
 width × width, the per-layer statistics (mean, variance, mean |x| of pre-activations and activations), a
@@ -11,6 +11,8 @@ backward pass of a random output gradient and its mean square per layer.  The ba
 materialised weights.  Also printed: the GEMM alone (np.matmul of the same shapes, the floor of the
 materialising baselines), the engine's generation rate, and the memory each approach holds.  Ratios
 are baseline time / rf.propagate time (higher = the engine is faster).  Best and median of --repeat.
+Each --threads value sets the threads of every library at once (Numba, NumPy's BLAS, torch): same work on
+the same cores.
 """
 from __future__ import annotations
 
@@ -28,13 +30,16 @@ import rinit_fast as rf
 from rinit_fast.rng import Purpose
 
 
+CLOCK = time.perf_counter
+
+
 def timeit(fn, repeat):
     fn()  # warm-up (JIT, page faults)
     ts = []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0 = CLOCK()
         fn()
-        ts.append(time.perf_counter() - t0)
+        ts.append(CLOCK() - t0)
     return min(ts), statistics.median(ts)
 
 
@@ -114,22 +119,44 @@ def main(argv=None):
     ap.add_argument("--activation", default="tanh", choices=("tanh", "relu"))
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--clock", default="wall", choices=("wall", "cpu"),
+                    help="cpu: process CPU time (core-seconds; robust to other processes on a shared machine, "
+                         "meaningful for --threads 1)")
     args = ap.parse_args(argv)
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     N, L, B, R, act, dt = args.width, args.depth, args.batch, args.repeat, args.activation, args.dtype
     try:
         import torch
     except ImportError:
         torch = None
+    from threadpoolctl import threadpool_limits
+    for nt in [int(t) for t in args.threads.split(",")]:
+        numba.set_num_threads(nt)
+        if torch:
+            torch.set_num_threads(nt)
+        with threadpool_limits(limits=nt, user_api="blas"):
+            run(args, torch, N, L, B, R, act, dt)
+
+
+def run(args, torch, N, L, B, R, act, dt):
     print(f"# compare_propagate  {datetime.date.today()}  {machine()}"
           + (f", torch {torch.__version__} ({torch.get_num_threads()} threads)" if torch else ", no torch"))
     print(f"# glorot_normal {dt}, width {N}, depth {L}, {B} networks, activation {act}; best/median of {R} "
-          f"(ms); ratio = baseline / rf.propagate")
+          f"(ms, {args.clock} clock); ratio = baseline / rf.propagate")
     nval = B * L * N * N
     tw = timeit(lambda: weights(B, N, L, dt), R)
     Wn = weights(B, N, L, dt)
     wbytes = sum(w.nbytes for w in Wn)
     print(f"# materialised weights: {wbytes / 2**20:.0f} MiB, drawn by rf.sample in {tw[0] * 1e3:.1f} ms "
           f"({tw[0] / nval * 1e9:.2f} ns/value)")
+    a = np.random.default_rng(0).standard_normal((1024, 1024), dtype=np.float32)
+    tg = timeit(lambda: np.matmul(a, a), R)
+    ws, xs = Wn[0][0], np.ones((N, 32), dt)
+    tp = timeit(lambda: [np.matmul(ws, xs) for _ in range(100)], R)
+    print(f"# GEMM ceiling: sgemm 1024^3 {2 * 1024**3 / tg[0] / 1e9:.0f} GFLOP/s; {N}x{N} @ {N}x32 "
+          f"{100 * 2 * N * N * 32 / tp[0] / 1e9:.0f} GFLOP/s")
     Wt = [torch.from_numpy(w) for w in Wn] if torch else None
     head = (f"{'samples':>7} {'GFLOP':>6} | {'rf.propagate':>13} {'GFLOP/s':>7} | {'numpy total':>12} "
             f"{'prop.':>12} | {'torch total':>12} {'prop.':>12} | {'matmul alone':>12} | ratios np tot/prop, "

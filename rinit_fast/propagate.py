@@ -26,7 +26,7 @@ _ORTHO_CHUNK = 8               # networks per materialised layer for orthogonal 
 MAX_DEPTH = 2 ** 24            # layers are sub-indices of the weights stream
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PropagateResult:
     """Statistics of a propagation, one value per layer ``l`` = 0 .. depth-1 (docs/propagate.md).
 
@@ -94,6 +94,13 @@ class PropagateResult:
         results = list(results)
         if not results:
             raise ValueError("combine needs at least one PropagateResult")
+        same = ("scheme", "width", "depth", "in_width", "activation", "samples", "seed", "gain", "bias_std",
+                "dtype", "params")
+        key = [{k: r.config.get(k) for k in same} for r in results]
+        if any(k != key[0] for k in key[1:]):
+            raise ValueError("combine: the results come from different configurations (scheme, sizes, "
+                             "activation, samples, seed, gain, bias, dtype must agree; only start and batch "
+                             "may differ)")
         stats = np.concatenate([r.network_stats() for r in results], axis=0)
         cfg = dict(results[0].config)
         cfg["batch"] = stats.shape[0]
@@ -143,6 +150,20 @@ def _panel_rows(width, in_width):
 def _nthreads():
     import numba
     return numba.get_num_threads()
+
+
+def _run(task, n, nthreads):
+    """task(0), ..., task(n-1) on ``nthreads`` threads (the kernels release the GIL), one network per task:
+    the coarse parallelism of docs/CONVENTIONS.md with no Numba parallel region.  Results do not depend on
+    which thread runs which network."""
+    if nthreads <= 1 or n <= 1:
+        for i in range(n):
+            task(i)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=min(nthreads, n)) as pool:
+        for _ in pool.map(task, range(n)):
+            pass
 
 
 def propagate(scheme, width, depth, *, activation, batch=1, samples=32, seed=0, start=0, backend="cpu",
@@ -249,11 +270,17 @@ def propagate(scheme, width, depth, *, activation, batch=1, samples=32, seed=0, 
     code, mul, add = fam
     typ = dt.type
     from .kernels.cpu import propagate as kern
+    fn = kern.network_f32 if dt == np.float32 else kern.network_f64
+    args = (k0, k1, c3[Purpose.WEIGHTS], c3[Purpose.PROP_BIAS], c3[Purpose.PROP_INPUT], c3[Purpose.PROP_GRAD],
+            code, typ(mul), typ(add), typ(draw0.scale), typ(draw.scale), typ(bias_std), width, in_width,
+            samples, _ACT_CODE[act], seg, pr, np.empty((0, 0), dt))
+    fn.dispatcher  # compile (or load from the cache) before the threads start
+
+    def task(b):
+        fn(stats[b], args[0], args[1], np.uint64(start + b), *args[2:])
+
     with _blas_one_thread():
-        kern.propagate(stats, k0, k1, np.uint64(start), c3[Purpose.WEIGHTS], c3[Purpose.PROP_BIAS],
-                       c3[Purpose.PROP_INPUT], c3[Purpose.PROP_GRAD], code, typ(mul), typ(add),
-                       typ(draw0.scale), typ(draw.scale), typ(bias_std), width, in_width, samples,
-                       _ACT_CODE[act], seg, pr, np.empty((0, 0), dt))
+        _run(task, batch, _nthreads())
     return PropagateResult.from_networks(stats, config)
 
 
@@ -270,31 +297,43 @@ def _propagate_given(stats, name, width, in_width, depth, samples, act, seed, st
     maxw = max(width, in_width)
     code = _ACT_CODE[act]
     typ = dt.type
+    f32 = dt == np.float32
+    k_in = kern.given_inputs_f32 if f32 else kern.given_inputs_f64
+    k_fw = kern.given_forward_f32 if f32 else kern.given_forward_f64
+    k_bw = kern.given_backward_f32 if f32 else kern.given_backward_f64
+    nthreads = _nthreads()
     for c0 in range(0, stats.shape[0], chunk):
         nb = min(chunk, stats.shape[0] - c0)
         st = stats[c0:c0 + nb]
         X3 = np.zeros((nb, maxw, samples), dt)
-        G3 = np.zeros((nb, maxw, samples), dt)
-        G3b = np.zeros((nb, maxw, samples), dt)
+        G3 = [np.zeros((maxw, samples), dt) for _ in range(nb)]
+        G3b = [np.zeros((maxw, samples), dt) for _ in range(nb)]
         T3 = np.zeros((nb, maxw, samples), dt)
         Z3 = np.zeros((nb, width, samples), dt)
         D4 = np.zeros((nb, depth, width, samples), dt)
-        j0 = np.uint64(start + c0)
-        with _blas_one_thread():
-            kern.given_init(X3, G3, k0, k1, j0, c3x, c3g, in_width, width)
+        c2 = [np.uint64(start + c0 + b) for b in range(nb)]
+        for b in range(nb):
+            k_in(X3[b], G3[b], k0, k1, c2[b], c3x, c3g, in_width, width)
         for layer in range(depth):
             fi = in_width if layer == 0 else width
             W3 = sample(name, (width, fi), batch=nb, seed=seed, start=start + c0, layer=layer, dtype=dt,
                         gain=gain, **params)
+
+            def fwd(b, W3=W3, layer=layer):
+                k_fw(W3[b], X3[b], Z3[b], D4[b, layer], st[b, layer], k0, k1, c2[b], c3b + np.uint64(layer),
+                     typ(bias_std), code, pr)
             with _blas_one_thread():
-                kern.given_forward(W3, X3, Z3, D4, st, layer, k0, k1, j0, c3b, typ(bias_std), code, pr)
+                _run(fwd, nb, nthreads)
         for layer in range(depth - 1, -1, -1):
             fi = in_width if layer == 0 else width
             W3 = sample(name, (width, fi), batch=nb, seed=seed, start=start + c0, layer=layer, dtype=dt,
                         gain=gain, **params)
+
+            def bwd(b, W3=W3, layer=layer):
+                k_bw(W3[b], D4[b, layer], G3[b], G3b[b], T3[b], st[b, layer], pr)
+                G3[b], G3b[b] = G3b[b], G3[b]
             with _blas_one_thread():
-                kern.given_backward(W3, D4, G3, G3b, T3, st, layer, pr)
-            G3, G3b = G3b, G3
+                _run(bwd, nb, nthreads)
 
 
 def _propagate_materialised(scheme, width, depth, *, activation, batch=1, samples=32, seed=0, start=0,

@@ -261,6 +261,9 @@ def test_thread_count_and_batch_split_invariance():
     assert np.array_equal(a.network_stats(), both.network_stats())
     for f in ref.FIELDS:
         assert np.array_equal(getattr(a, f), getattr(both, f)), f
+    other = rf.propagate("he_normal", 40, 7, batch=1, start=5, **dict(kw, seed=10))
+    with pytest.raises(ValueError, match="different configurations"):
+        rf.PropagateResult.combine([a, other])
 
 
 # --- the science ------------------------------------------------------------------------------------

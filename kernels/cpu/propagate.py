@@ -10,8 +10,9 @@ single-threaded BLAS GEMM (``np.dot``): the generation of a value (~1 ns) is sha
 
 Layout: every state is (units, samples), C order.  Statistics go to ``stats[j, l, :]`` (float64, columns
 ``STAT_FIELDS``), computed in float64 from the dtype's values, in a fixed order that depends on neither
-the batch, nor the chunking, nor the thread count: each network is handled by one thread from start to
-end (``prange`` over networks, one synchronisation per call; BLAS pinned to one thread by the caller).
+the batch, nor the chunking, nor the thread count: each network is one kernel call, handled by one
+thread from start to end (the API runs the calls on a pool of threads, the kernels release the GIL; BLAS
+is pinned to one thread per caller).
 
 Backward: ``delta_depth = g`` (PROP_GRAD stream), ``u = f'(z_l) ⊙ delta_{l+1}``, ``delta_l = W_l^T u``
 with W_l regenerated panel by panel (``delta_l`` accumulates one GEMM per panel).  It needs f'(z_l) of
@@ -23,13 +24,13 @@ flight, one more forward pass of time).  The results do not depend on ``seg``.
 Families (``family``): 0 normal (z · scale), 1 uniform ((u · mul + add) · scale), 2 truncated normal
 (redraws as docs/rng.md, then · scale), 3 constant (scale).  Orthogonal layers need the whole matrix
 (QR): the API materialises them one layer at a time and calls the ``given_*`` kernels, which share the
-panel loop and every post-processing step with the main kernel.
+panel loop and every post-processing step with ``network``.
 """
 from __future__ import annotations
 
 import numba
 import numpy as np
-from numba import prange, types
+from numba import types
 from numba.extending import intrinsic, overload
 
 from ._jit import _COMMON, device, kernel
@@ -501,135 +502,124 @@ def backward_step(D, G, T2, T, fi, width, pr, pbuf, W, given, family, mul, add, 
     backward_gemm(D, T2, T, fi, width, pr, pbuf, W, given, family, mul, add, scale, c2, c3, k0, k1)
 
 
-# --- the main kernel: generated weights, network-major ---------------------------------------------
-def _sig(dt):
-    a2 = types.Array(dt, 2, "C")
-    return types.void(types.float64[:, :, ::1], _u64, _u64, _u64, _u64, _u64, _u64, _u64, _i64, dt, dt,
-                      dt, dt, dt, _i64, _i64, _i64, _i64, _i64, _i64, a2)
+# --- the kernels: one network per call --------------------------------------------------------------
+# The API runs networks on a pool of Python threads (the kernels release the GIL), one network per task:
+# coarse parallelism with no Numba parallel region, whose compilation re-optimises every helper linked
+# into it (measured: 13 s of the 48 s it took to compile the first version).
+def network(st, k0, k1, c2, c3w, c3b, c3x, c3g, family, mul, add, scale0, scale, bias_std, width, in_width,
+            samples, act, seg, pr, wdummy):
+    """Network c2 from its inputs to its last gradient: st[l, :] (columns STAT_FIELDS) for every layer.
 
-
-@kernel([_sig(types.float32), _sig(types.float64)], parallel=True)
-def propagate(stats, k0, k1, c2_start, c3w, c3b, c3x, c3g, family, mul, add, scale0, scale, bias_std,
-              width, in_width, samples, act, seg, pr, wdummy):
-    """stats[j, l, :] for networks c2_start + j (see the module docstring).  ``scale0`` is layer 0's
-    scale (its fan-in is ``in_width``), ``scale`` that of the others; wdummy: any (0, 0) array of the
-    dtype (its dtype selects the specialisation)."""
-    nnet, depth, _ = stats.shape
+    ``scale0`` is layer 0's scale (its fan-in is ``in_width``), ``scale`` that of the others; ``seg``
+    the layers per backward segment (``seg >= depth``: f'(z) of every layer stored by the forward pass);
+    ``pr`` the rows per generated panel; ``wdummy`` any (0, 0) array of the dtype.
+    """
+    depth = st.shape[0]
     dt = wdummy.dtype
     S = samples
     maxw = max(width, in_width)
     nseg = (depth + seg - 1) // seg
-    for jj in prange(nnet):
-        c2 = (c2_start + np.uint64(jj)) & M32
-        X = np.empty((maxw, S), dt)
-        Z = np.empty((width, S), dt)
-        G = np.empty((maxw, S), dt)
-        G2 = np.empty((maxw, S), dt)
-        T = np.empty((maxw, S), dt)
-        D = np.empty((seg, width, S), dt)
-        ck = np.empty((nseg if nseg > 1 else 0, maxw, S), dt)
-        pbuf = np.empty(pr * maxw, dt)
-        colm = np.empty(S, np.float64)
-        colq = np.empty(S, np.float64)
-        st = stats[jj]
-        draw_inputs(X, G, in_width, width, c2, c3x, c3g, k0, k1)
-        # forward pass, with statistics
-        for layer in range(depth):
-            fi = in_width if layer == 0 else width
-            if nseg > 1 and layer % seg == 0:
-                ck[layer // seg, :fi] = X[:fi]
-            c3 = c3w + np.uint64(layer)
-            sc = scale0 if layer == 0 else scale
-            forward_gemm(X, Z, fi, width, pr, pbuf, wdummy, False, family, mul, add, sc, c2, c3, k0, k1)
-            if bias_std != 0:
-                add_bias(Z, width, bias_std, c2, c3b + np.uint64(layer), k0, k1)
-            activate(Z, X, D[layer % seg], width, act, st[layer], True, colm, colq)
-        # backward pass, segment by segment (one segment, stored during the forward pass, when seg >= depth)
-        for sg in range(nseg - 1, -1, -1):
-            l0 = sg * seg
-            l1 = min(depth, l0 + seg)
-            if nseg > 1:
-                fi0 = in_width if l0 == 0 else width
-                X[:fi0] = ck[sg, :fi0]
-                for layer in range(l0, l1):
-                    fi = in_width if layer == 0 else width
-                    c3 = c3w + np.uint64(layer)
-                    sc = scale0 if layer == 0 else scale
-                    forward_gemm(X, Z, fi, width, pr, pbuf, wdummy, False, family, mul, add, sc, c2, c3,
-                                 k0, k1)
-                    if bias_std != 0:
-                        add_bias(Z, width, bias_std, c2, c3b + np.uint64(layer), k0, k1)
-                    activate(Z, X, D[layer - l0], width, act, st[layer], False, colm, colq)
-            for layer in range(l1 - 1, l0 - 1, -1):
+    X = np.empty((maxw, S), dt)
+    Z = np.empty((width, S), dt)
+    G = np.empty((maxw, S), dt)
+    G2 = np.empty((maxw, S), dt)
+    T = np.empty((maxw, S), dt)
+    D = np.empty((seg, width, S), dt)
+    ck = np.empty((nseg if nseg > 1 else 0, maxw, S), dt)
+    pbuf = np.empty(pr * maxw, dt)
+    colm = np.empty(S, np.float64)
+    colq = np.empty(S, np.float64)
+    draw_inputs(X, G, in_width, width, c2, c3x, c3g, k0, k1)
+    # forward pass, with statistics
+    for layer in range(depth):
+        fi = in_width if layer == 0 else width
+        if nseg > 1 and layer % seg == 0:
+            ck[layer // seg, :fi] = X[:fi]
+        c3 = c3w + np.uint64(layer)
+        sc = scale0 if layer == 0 else scale
+        forward_gemm(X, Z, fi, width, pr, pbuf, wdummy, False, family, mul, add, sc, c2, c3, k0, k1)
+        if bias_std != 0:
+            add_bias(Z, width, bias_std, c2, c3b + np.uint64(layer), k0, k1)
+        activate(Z, X, D[layer % seg], width, act, st[layer], True, colm, colq)
+    # backward pass, segment by segment (one segment, stored during the forward pass, when seg >= depth)
+    for sg in range(nseg - 1, -1, -1):
+        l0 = sg * seg
+        l1 = min(depth, l0 + seg)
+        if nseg > 1:
+            fi0 = in_width if l0 == 0 else width
+            X[:fi0] = ck[sg, :fi0]
+            for layer in range(l0, l1):
                 fi = in_width if layer == 0 else width
                 c3 = c3w + np.uint64(layer)
                 sc = scale0 if layer == 0 else scale
-                backward_step(D[layer - l0], G, G2, T, fi, width, pr, pbuf, wdummy, False, family, mul, add,
-                              sc, c2, c3, k0, k1)
-                grad_stat(G2, fi, st[layer])
-                G, G2 = G2, G
+                forward_gemm(X, Z, fi, width, pr, pbuf, wdummy, False, family, mul, add, sc, c2, c3, k0, k1)
+                if bias_std != 0:
+                    add_bias(Z, width, bias_std, c2, c3b + np.uint64(layer), k0, k1)
+                activate(Z, X, D[layer - l0], width, act, st[layer], False, colm, colq)
+        for layer in range(l1 - 1, l0 - 1, -1):
+            fi = in_width if layer == 0 else width
+            c3 = c3w + np.uint64(layer)
+            sc = scale0 if layer == 0 else scale
+            backward_step(D[layer - l0], G, G2, T, fi, width, pr, pbuf, wdummy, False, family, mul, add, sc,
+                          c2, c3, k0, k1)
+            grad_stat(G2, fi, st[layer])
+            G, G2 = G2, G
 
 
-# --- given weights (orthogonal): layer-major steps over a chunk of networks -----------------------
-def _sig_init(dt):
-    a3 = types.Array(dt, 3, "C")
-    return types.void(a3, a3, _u64, _u64, _u64, _u64, _u64, _i64, _i64)
+def _sig_net(dt):
+    a2 = types.Array(dt, 2, "C")
+    return types.void(types.float64[:, ::1], _u64, _u64, _u64, _u64, _u64, _u64, _u64, _i64, dt, dt, dt, dt,
+                      dt, _i64, _i64, _i64, _i64, _i64, _i64, a2)
 
 
-@kernel([_sig_init(types.float32), _sig_init(types.float64)], parallel=True)
-def given_init(X3, G3, k0, k1, c2_start, c3x, c3g, in_width, width):
-    """X3[b] = inputs x_0, G3[b] = output gradients g of network c2_start + b."""
-    for b in prange(X3.shape[0]):
-        c2 = (c2_start + np.uint64(b)) & M32
-        draw_inputs(X3[b], G3[b], in_width, width, c2, c3x, c3g, k0, k1)
+network_f32 = kernel(_sig_net(types.float32))(network)
+network_f64 = kernel(_sig_net(types.float64))(network)
 
 
-def _sig_fwd(dt):
-    a3 = types.Array(dt, 3, "C")
-    a4 = types.Array(dt, 4, "C")
-    return types.void(a3, a3, a3, a4, types.float64[:, :, ::1], _i64, _u64, _u64, _u64, _u64, dt, _i64,
-                      _i64)
+# --- given weights (orthogonal): one layer of one network per call ---------------------------------
+def given_inputs(X, G, k0, k1, c2, c3x, c3g, in_width, width):
+    """X = inputs x_0 (in_width, samples), G = output gradients g (width, samples) of network c2."""
+    draw_inputs(X, G, in_width, width, c2, c3x, c3g, k0, k1)
 
 
-@kernel([_sig_fwd(types.float32), _sig_fwd(types.float64)], parallel=True)
-def given_forward(W3, X3, Z3, D4, stats, layer, k0, k1, c2_start, c3b, bias_std, act, pr):
-    """One forward layer of networks c2_start + b with the given weights W3[b] (width, fan_in); D4[b]
-    holds f'(z) of every layer; stats[b, layer] the layer's forward statistics."""
-    width, fi = W3.shape[1], W3.shape[2]
-    S = X3.shape[2]
-    dt = X3.dtype
-    for b in prange(W3.shape[0]):
-        c2 = (c2_start + np.uint64(b)) & M32
-        pbuf = np.empty(0, dt)
-        colm = np.empty(S, np.float64)
-        colq = np.empty(S, np.float64)
-        X = X3[b]
-        Z = Z3[b]
-        forward_gemm(X, Z, fi, width, pr, pbuf, W3[b], True, 0, bias_std, bias_std, bias_std, c2,
-                     np.uint64(0), k0, k1)
-        if bias_std != 0:
-            add_bias(Z, width, bias_std, c2, c3b + np.uint64(layer), k0, k1)
-        activate(Z, X, D4[b, layer], width, act, stats[b, layer], True, colm, colq)
+def given_forward(W, X, Z, D, st, k0, k1, c2, c3b, bias_std, act, pr):
+    """One forward layer of network c2 with the given weights W (width, fan_in): the same panel GEMMs,
+    bias and activation as ``network``; D = f'(z), st = the layer's forward statistics."""
+    width, fi = W.shape
+    S = X.shape[1]
+    pbuf = np.empty(0, X.dtype)
+    colm = np.empty(S, np.float64)
+    colq = np.empty(S, np.float64)
+    forward_gemm(X, Z, fi, width, pr, pbuf, W, True, 0, bias_std, bias_std, bias_std, c2, np.uint64(0), k0,
+                 k1)
+    if bias_std != 0:
+        add_bias(Z, width, bias_std, c2, c3b, k0, k1)
+    activate(Z, X, D, width, act, st, True, colm, colq)
 
 
-def _sig_bwd(dt):
-    a3 = types.Array(dt, 3, "C")
-    a4 = types.Array(dt, 4, "C")
-    return types.void(a3, a4, a3, a3, a3, types.float64[:, :, ::1], _i64, _i64)
+def given_backward(W, D, G, G2, T, st, pr):
+    """One backward layer: G2[:fan_in] = W^T (D ⊙ G) (D is overwritten) and its grad_var into st."""
+    width, fi = W.shape
+    pbuf = np.empty(0, G.dtype)
+    one = cast_like(1.0, G)  # (family, mul, add, scale are unused with given weights)
+    backward_step(D, G, G2, T, fi, width, pr, pbuf, W, True, 0, one, one, one, np.uint64(0), np.uint64(0),
+                  np.uint64(0), np.uint64(0))
+    grad_stat(G2, fi, st)
 
 
-@kernel([_sig_bwd(types.float32), _sig_bwd(types.float64)], parallel=True)
-def given_backward(W3, D4, G3, G3b, T3, stats, layer, pr):
-    """One backward layer: G3b[b][:fan_in] = W3[b]^T (f'(z_layer) ⊙ G3[b]) and its grad_var.  The caller
-    swaps G3 and G3b."""
-    width, fi = W3.shape[1], W3.shape[2]
-    dt = G3.dtype
-    for b in prange(W3.shape[0]):
-        pbuf = np.empty(0, dt)
-        one = cast_like(1.0, G3)  # (family, mul, add, scale are unused with given weights)
-        backward_step(D4[b, layer], G3[b], G3b[b], T3[b], fi, width, pr, pbuf, W3[b], True, 0, one, one, one,
-                      np.uint64(0), np.uint64(0), np.uint64(0), np.uint64(0))
-        grad_stat(G3b[b], fi, stats[b, layer])
+def _given_sigs(dt):
+    a2 = types.Array(dt, 2, "C")
+    f64 = types.float64[::1]
+    return (types.void(a2, a2, _u64, _u64, _u64, _u64, _u64, _i64, _i64),
+            types.void(a2, a2, a2, a2, f64, _u64, _u64, _u64, _u64, dt, _i64, _i64),
+            types.void(a2, a2, a2, a2, a2, f64, _i64))
+
+
+_g32, _g64 = _given_sigs(types.float32), _given_sigs(types.float64)
+given_inputs_f32, given_forward_f32, given_backward_f32 = (
+    kernel(_g32[0])(given_inputs), kernel(_g32[1])(given_forward), kernel(_g32[2])(given_backward))
+given_inputs_f64, given_forward_f64, given_backward_f64 = (
+    kernel(_g64[0])(given_inputs), kernel(_g64[1])(given_forward), kernel(_g64[2])(given_backward))
 
 
 # --- the weights as the kernel generates them (for tests) ------------------------------------------
