@@ -253,7 +253,8 @@ UNROLL_MAX_VALUES = 2 ** 49        # values of one input stream (2**48 Philox bl
 
 def unroll_weights(W):
     """W: a real (n, n) or (batch, n, n) float32/float64 host array with finite entries, not too large
-    for the scaled state (max|W|·n < 2**100 in float32, 2**1000 in float64).  Returns (W3, batched)
+    for the scaled state (max|W|·n < 2**100 in float32, 2**400 in float64: one step must not overflow
+    the state or its float64 squared norm).  Returns (W3, batched)
     with W3 a C-contiguous (batch, n, n) view or copy."""
     from . import _backend
     if _backend.is_cupy(W) or hasattr(W, "__cuda_array_interface__"):
@@ -275,10 +276,10 @@ def unroll_weights(W):
                         f"W.astype('float32') or W.astype('float64')")
     finite(W, "W")
     n = W.shape[-1]
-    big = 2.0 ** (100 if nm == "float32" else 1000)
+    big = 2.0 ** (100 if nm == "float32" else 400)
     if float(np.abs(W).max()) * n >= big:
         raise ValueError(f"W has entries up to {float(np.abs(W).max()):.3g}: max|W|·n must be below "
-                         f"2**{100 if nm == 'float32' else 1000} for the scaled state to stay finite; "
+                         f"2**{100 if nm == 'float32' else 400} for the scaled state to stay finite; "
                          f"unroll W / c instead and add t·log(c) to log_norm (linear/relu)")
     batched = W.ndim == 3
     W3 = np.ascontiguousarray(W if batched else W[None])

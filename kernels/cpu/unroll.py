@@ -2,8 +2,8 @@
 
 One work item is one matrix ``m`` and one fixed chunk of realisations (rows of the state); it runs its
 own independent recurrence over all the steps, so threads never synchronise inside the time loop (one
-``prange`` over work items; the chunks are a function of R only, so the bits of every result are the
-same for any thread count and any batch size).
+``prange`` over work items).  Every realisation is computed by the same operations whatever the chunk,
+the batch or the thread count, so its bits do not depend on them.
 
 State representation (docs/unroll.md).  Each realisation keeps ``h = g * 2**e``: ``g`` in the array
 dtype, ``e`` an int64.  A step computes, exactly to rounding,
