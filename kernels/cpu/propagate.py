@@ -392,91 +392,103 @@ def add_bias(Z, width, bias_std, c2, c3, k0, k1):
             Z[i, s] += b
 
 
-@helper
-def moments(A, rows, colm, colq, st, c_mean, c_var, c_unit):
-    """Mean, variance and mean within-column variance of A[:rows] (all in float64), into st[c_*].
+@device
+def act_fn(z, act, one, zero):
+    """(f(z), f'(z)) for activation code act (0 linear, 1 tanh, 2 sigmoid, 3 relu)."""
+    if act == 1:
+        t = tanh_like(z)
+        return t, one - t * t
+    if act == 2:
+        g = fdiv(one, one + exp_like(-z))
+        return g, g * (one - g)
+    if act == 3:
+        pos = z > zero
+        return (z if pos else zero), (one if pos else zero)
+    return z, one
 
-    Two passes: column means m_s, then sum (a - m_s)²; var = unit part + variance of the m_s
-    (an exact decomposition, no cancellation).
+
+@helper
+def activate(Z, X, D, width, act, st, do_stats, cols):
+    """X[:width] = f(Z), D = f'(Z); with ``do_stats`` the statistics of Z and X into st[0:7].
+
+    Three fused passes over the layer (cols: (5, samples) float64 scratch of per-column sums, which
+    vectorise where one running sum would be a serial chain): column sums of z; then (z - m_s)², the
+    activation, and the column sums of x and |x|; then (x - m_s)².  Per column the variance is taken
+    around the column mean, and var = mean within-column variance + variance of the column means (an
+    exact decomposition, no cancellation).
     """
-    S = A.shape[1]
-    for s in range(S):
-        colm[s] = 0.0
-        colq[s] = 0.0
-    for i in range(rows):
-        for s in range(S):
-            colm[s] += np.float64(A[i, s])
-    tot = 0.0
-    for s in range(S):
-        colm[s] = colm[s] / rows
-        tot += colm[s]
-    mean = tot / S
-    for i in range(rows):
-        for s in range(S):
-            d = np.float64(A[i, s]) - colm[s]
-            colq[s] += d * d
-    unit = 0.0
-    between = 0.0
-    for s in range(S):
-        unit += colq[s]
-        d = colm[s] - mean
-        between += d * d
-    unit = unit / (rows * S)
-    st[c_mean] = mean
-    st[c_unit] = unit
-    st[c_var] = unit + between / S
-
-
-@helper
-def activate(Z, X, D, width, act, st, do_stats, colm, colq):
-    """X[:width] = f(Z), D = f'(Z); with ``do_stats`` the pre-activation and activation statistics."""
     S = Z.shape[1]
-    if do_stats:
-        moments(Z, width, colm, colq, st, 0, 1, 2)
     one = cast_like(1.0, Z)
     zero = cast_like(0.0, Z)
-    if act == 0:
+    if not do_stats:
         for i in range(width):
             for s in range(S):
-                X[i, s] = Z[i, s]
-                D[i, s] = one
-    elif act == 1:
-        for i in range(width):
-            for s in range(S):
-                t = tanh_like(Z[i, s])
-                X[i, s] = t
-                D[i, s] = one - t * t
-    elif act == 2:
-        for i in range(width):
-            for s in range(S):
-                g = fdiv(one, one + exp_like(-Z[i, s]))
-                X[i, s] = g
-                D[i, s] = g * (one - g)
-    else:
-        for i in range(width):
-            for s in range(S):
-                z = Z[i, s]
-                pos = z > zero
-                X[i, s] = z if pos else zero
-                D[i, s] = one if pos else zero
-    if do_stats:
-        moments(X, width, colm, colq, st, 3, 4, 5)
-        a = 0.0
-        for i in range(width):
-            for s in range(S):
-                a += abs(np.float64(X[i, s]))
-        st[6] = a / (width * S)
+                x, d = act_fn(Z[i, s], act, one, zero)
+                X[i, s] = x
+                D[i, s] = d
+        return
+    for c in range(5):
+        for s in range(S):
+            cols[c, s] = 0.0
+    for i in range(width):
+        for s in range(S):
+            cols[0, s] += np.float64(Z[i, s])
+    for s in range(S):
+        cols[0, s] = cols[0, s] / width
+    for i in range(width):
+        for s in range(S):
+            z = Z[i, s]
+            dz = np.float64(z) - cols[0, s]
+            cols[1, s] += dz * dz
+            x, d = act_fn(z, act, one, zero)
+            X[i, s] = x
+            D[i, s] = d
+            xf = np.float64(x)
+            cols[2, s] += xf
+            cols[3, s] += abs(xf)
+    for s in range(S):
+        cols[2, s] = cols[2, s] / width
+    for i in range(width):
+        for s in range(S):
+            dx = np.float64(X[i, s]) - cols[2, s]
+            cols[4, s] += dx * dx
+    n = width * S
+    zm, zq, xm, xa, xq, zb, xb = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    for s in range(S):
+        zm += cols[0, s]
+        zq += cols[1, s]
+        xm += cols[2, s]
+        xa += cols[3, s]
+        xq += cols[4, s]
+    zm = zm / S
+    xm = xm / S
+    for s in range(S):
+        d = cols[0, s] - zm
+        zb += d * d
+        d = cols[2, s] - xm
+        xb += d * d
+    st[0] = zm
+    st[2] = zq / n
+    st[1] = zq / n + zb / S
+    st[3] = xm
+    st[5] = xq / n
+    st[4] = xq / n + xb / S
+    st[6] = xa / n
 
 
 @helper
-def grad_stat(Dn, fi, st):
-    """st[7] = mean over units and samples of Dn[:fi]² (float64)."""
+def grad_stat(Dn, fi, st, col):
+    """st[7] = mean over units and samples of Dn[:fi]² (float64; per-column partial sums in col)."""
     S = Dn.shape[1]
-    a = 0.0
+    for s in range(S):
+        col[s] = 0.0
     for k in range(fi):
         for s in range(S):
             v = np.float64(Dn[k, s])
-            a += v * v
+            col[s] += v * v
+    a = 0.0
+    for s in range(S):
+        a += col[s]
     st[7] = a / (fi * S)
 
 
@@ -527,8 +539,7 @@ def network(st, k0, k1, c2, c3w, c3b, c3x, c3g, family, mul, add, scale0, scale,
     D = np.empty((seg, width, S), dt)
     ck = np.empty((nseg if nseg > 1 else 0, maxw, S), dt)
     pbuf = np.empty(pr * maxw, dt)
-    colm = np.empty(S, np.float64)
-    colq = np.empty(S, np.float64)
+    cols = np.empty((5, S), np.float64)
     draw_inputs(X, G, in_width, width, c2, c3x, c3g, k0, k1)
     # forward pass, with statistics
     for layer in range(depth):
@@ -540,7 +551,7 @@ def network(st, k0, k1, c2, c3w, c3b, c3x, c3g, family, mul, add, scale0, scale,
         forward_gemm(X, Z, fi, width, pr, pbuf, wdummy, False, family, mul, add, sc, c2, c3, k0, k1)
         if bias_std != 0:
             add_bias(Z, width, bias_std, c2, c3b + np.uint64(layer), k0, k1)
-        activate(Z, X, D[layer % seg], width, act, st[layer], True, colm, colq)
+        activate(Z, X, D[layer % seg], width, act, st[layer], True, cols)
     # backward pass, segment by segment (one segment, stored during the forward pass, when seg >= depth)
     for sg in range(nseg - 1, -1, -1):
         l0 = sg * seg
@@ -555,14 +566,14 @@ def network(st, k0, k1, c2, c3w, c3b, c3x, c3g, family, mul, add, scale0, scale,
                 forward_gemm(X, Z, fi, width, pr, pbuf, wdummy, False, family, mul, add, sc, c2, c3, k0, k1)
                 if bias_std != 0:
                     add_bias(Z, width, bias_std, c2, c3b + np.uint64(layer), k0, k1)
-                activate(Z, X, D[layer - l0], width, act, st[layer], False, colm, colq)
+                activate(Z, X, D[layer - l0], width, act, st[layer], False, cols)
         for layer in range(l1 - 1, l0 - 1, -1):
             fi = in_width if layer == 0 else width
             c3 = c3w + np.uint64(layer)
             sc = scale0 if layer == 0 else scale
             backward_step(D[layer - l0], G, G2, T, fi, width, pr, pbuf, wdummy, False, family, mul, add, sc,
                           c2, c3, k0, k1)
-            grad_stat(G2, fi, st[layer])
+            grad_stat(G2, fi, st[layer], cols[0])
             G, G2 = G2, G
 
 
@@ -588,13 +599,12 @@ def given_forward(W, X, Z, D, st, k0, k1, c2, c3b, bias_std, act, pr):
     width, fi = W.shape
     S = X.shape[1]
     pbuf = np.empty(0, X.dtype)
-    colm = np.empty(S, np.float64)
-    colq = np.empty(S, np.float64)
+    cols = np.empty((5, S), np.float64)
     forward_gemm(X, Z, fi, width, pr, pbuf, W, True, 0, bias_std, bias_std, bias_std, c2, np.uint64(0), k0,
                  k1)
     if bias_std != 0:
         add_bias(Z, width, bias_std, c2, c3b, k0, k1)
-    activate(Z, X, D, width, act, st, True, colm, colq)
+    activate(Z, X, D, width, act, st, True, cols)
 
 
 def given_backward(W, D, G, G2, T, st, pr):
@@ -604,7 +614,7 @@ def given_backward(W, D, G, G2, T, st, pr):
     one = cast_like(1.0, G)  # (family, mul, add, scale are unused with given weights)
     backward_step(D, G, G2, T, fi, width, pr, pbuf, W, True, 0, one, one, one, np.uint64(0), np.uint64(0),
                   np.uint64(0), np.uint64(0))
-    grad_stat(G2, fi, st)
+    grad_stat(G2, fi, st, np.empty(G.shape[1], np.float64))
 
 
 def _given_sigs(dt):
