@@ -9,6 +9,7 @@ from . import rng, theory
 from .propagate import PropagateResult, propagate
 from .sampling import sample
 from .scheme_table import gain, scheme_law, scheme_mean, scheme_std, schemes
+from .spectral import NormResult, SpectralResult, spectral_norm, spectral_radius
 from .calibrate import calibrate
 from .studies import load_study, run_study
 from .unroll import UnrollResult, unroll
@@ -16,4 +17,5 @@ from .unroll import UnrollResult, unroll
 __version__ = "0.1.0"
 
 __all__ = ["sample", "schemes", "gain", "scheme_std", "scheme_mean", "scheme_law", "rng", "theory",
-           "calibrate", "run_study", "load_study", "propagate", "PropagateResult", "unroll", "UnrollResult", "__version__"]
+           "calibrate", "run_study", "load_study", "propagate", "PropagateResult", "unroll", "UnrollResult", "spectral_radius", "spectral_norm",
+           "SpectralResult", "NormResult", "__version__"]
