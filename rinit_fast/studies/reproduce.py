@@ -235,8 +235,11 @@ def _propagation(out, ps, backend, seed, progress, log):
     from .. import scheme_table
     try:
         from ..theory import mean_field
-    except ImportError:
-        mean_field = None
+    except ImportError:  # rf.theory re-exports it once issue 6 appends the line to theory.py
+        try:
+            from .._meanfield import mean_field
+        except ImportError:
+            mean_field = None
     profiles, rows = {}, []
     bar = _bar(len(PROP_CASES), "propagate", progress)
     for act, scheme, gain, params in PROP_CASES:
