@@ -97,10 +97,7 @@ def radii(W, *, seed=0, start=0, method="power", tol=None, max_iter=None):
     where ``converged`` is the power iteration's own flag.  The one place studies and calibrate call
     the spectral engine.
     """
-    try:
-        from .spectral import spectral_radius
-    except ImportError:  # TEMPORARY FALLBACK until rf.spectral_radius (issue 4) lands
-        from .studies._fallback import spectral_radius
+    from .spectral import spectral_radius
     kw = {"method": method, "seed": seed, "start": start}
     if tol is not None:
         kw["tol"] = tol

@@ -47,10 +47,8 @@ def report(tmp_path_factory):
 
 def test_reproduce_files(report):
     for f in FIGURES:
-        if f == "propagation.png" and not os.path.exists(report / f):
-            pytest.skip("rf.propagate not available yet")  # TEMPORARY: until issue 6 lands
         _png_ok(report / f)
-    for t in ["radius_table.csv", "recurrence_table.csv", "summary.md", "summary.json"]:
+    for t in ["radius_table.csv", "recurrence_table.csv", "propagation_table.csv", "summary.md", "summary.json"]:
         assert (report / t).stat().st_size > 0
 
 
@@ -93,6 +91,17 @@ def test_reproduce_tables_match_data(report):
             assert fmt(rate, 5) in md
     for c in summary["calibration"]:
         assert f"n = {c['width']}: s = {fmt(c['scale'])}" in md
+    # depth: the table and the summary state what rf.propagate gives
+    from rinit_fast.studies.reproduce import PROP_CASES, settings
+    ps = settings(True)["prop"]
+    prows = _csv(report / "propagation_table.csv")
+    assert len(prows) == len(PROP_CASES)
+    for (act, scheme, gain, params), row in zip(PROP_CASES[:2], prows):
+        r = rf.propagate(scheme, ps["width"], ps["depth"], activation=act, batch=ps["batch"],
+                         samples=ps["samples"], seed=summary["seed"], gain=gain, **params)
+        assert float(row["preact_var_last"]) == float(r.preact_var[-1])
+        assert float(row["grad_var_first"]) == float(r.grad_var[0])
+        assert f"| {float(r.preact_var[-1]):.4g} |" in md
 
 
 def test_reproduce_resumes(report):

@@ -45,21 +45,18 @@ def spectral(W, what, spec, seed, start):
         from ..calibrate import radii
         return radii(W, seed=seed, start=start, method=spec["method"], tol=spec["tol"],
                      max_iter=spec["max_iter"])
-    try:
-        from ..spectral import spectral_norm
-    except ImportError:  # TEMPORARY FALLBACK until rf.spectral_norm (issue 4) lands
-        from ._fallback import spectral_norm
+    from ..spectral import spectral_norm
     kw = {"method": spec["method"], "seed": seed, "start": start}
     for k in ("tol", "max_iter"):
         if spec[k] is not None:
             kw[k] = spec[k]
     r = spectral_norm(W, **kw)
-    val = _host(r.norm if hasattr(r, "norm") else r.radius, np.float64)
+    val = _host(r.norm, np.float64)
     conv = _host(r.converged, bool)
     bad = np.flatnonzero(~conv)
     if spec["method"] != "exact" and bad.size:
         ex = spectral_norm(W[bad.tolist()], method="exact")
-        val[bad] = _host(ex.norm if hasattr(ex, "norm") else ex.radius, np.float64)
+        val[bad] = _host(ex.norm, np.float64)
     return val, conv, _host(r.iterations, np.int64)
 
 

@@ -192,13 +192,13 @@ def reproduce(out="rinit-report", *, backend="cpu", quick=False, seed=2026, prog
     summary["recurrence"] = rec_rows
 
     # (d) depth ---------------------------------------------------------------------------------------
-    summary["propagation"], prop_note = _propagation(out, st["prop"], backend, seed, progress, log)
+    summary["propagation"] = _propagation(out, st["prop"], backend, seed, progress)
 
     summary["wall_s"] = time.perf_counter() - t0
     with open(os.path.join(out, "summary.json.tmp"), "w") as f:
         json.dump(summary, f, indent=1, default=_jsonable)
     os.replace(os.path.join(out, "summary.json.tmp"), os.path.join(out, "summary.json"))
-    text = _summary_md(summary, prop_note)
+    text = _summary_md(summary)
     storage._atomic_write(os.path.join(out, "summary.md"), lambda f: f.write(text.encode()))
     log(f"[reproduce] report written to {out} in {summary['wall_s']:.1f} s")
     return summary
@@ -227,11 +227,8 @@ PROP_CASES = [  # (activation, scheme, gain, params): 002_*.txt and 003_*.txt
     ("sigmoid", "glorot_normal", 1.0, {}), ("sigmoid", "glorot_normal", 4.0, {})]
 
 
-def _propagation(out, ps, backend, seed, progress, log):
-    try:
-        from ..propagate import propagate
-    except ImportError:  # TEMPORARY: until rf.propagate (issue 6) lands
-        return [], "rf.propagate is not available in this build: the depth profiles were skipped."
+def _propagation(out, ps, backend, seed, progress):
+    from ..propagate import propagate
     from .. import scheme_table
     try:
         from ..theory import mean_field
@@ -270,7 +267,7 @@ def _propagation(out, ps, backend, seed, progress, log):
         bar.close()
     figures.propagation(os.path.join(out, "propagation.png"), profiles)
     _write_csv(os.path.join(out, "propagation_table.csv"), rows)
-    return rows, None
+    return rows
 
 
 def _bar(total, desc, enabled):
@@ -291,7 +288,7 @@ def fmt(x, d=4):
     return f"{x:.{d}f}"
 
 
-def _summary_md(s, prop_note):
+def _summary_md(s):
     L = ["# rinit-fast reproduce: summary", "",
          f"Backend {s['backend']}, seed {s['seed']}{' (quick settings: tiny sizes, numbers are noisy)' if s['quick'] else ''}; "
          f"wall time {s['wall_s']:.1f} s. Figures: radius_hist.png, powers.png, linear_rnn.png, "
@@ -361,23 +358,20 @@ def _summary_md(s, prop_note):
         L.append(line + ".")
     L += ["", "(The tanh RNN is run for the real schemes only: the complex tanh has poles.)",
           "", "## (d) Depth: variance profiles", ""]
-    if prop_note:
-        L.append(prop_note)
-    else:
-        L += ["Variance of the pre-activations of the first and last layer, and of the back-propagated "
-              "gradient at the network input and at the last layer's input (rf.propagate; the mean-field "
-              "prediction is dashed in propagation.png):", "",
-              "| activation | scheme | width | depth | preact var, layer 1 | preact var, last | "
-              "grad var, input | grad var, last layer |", "|---|---|---|---|---|---|---|---|"]
-        for r in s["propagation"]:
-            L.append(f"| {r['activation']} | {r['scheme']} | {r['width']} | {r['depth']} | "
-                     f"{r['preact_var_first']:.4g} | {r['preact_var_last']:.4g} | {r['grad_var_first']:.4g} | "
-                     f"{r['grad_var_last']:.4g} |")
-        L += ["", "Findings:", ""]
-        for r in s["propagation"]:
-            L.append(f"- {r['activation']} / {r['scheme']}: over {r['depth']} layers the pre-activation variance "
-                     f"goes from {r['preact_var_first']:.4g} to {r['preact_var_last']:.4g} (ratio "
-                     f"{r['preact_var_last'] / r['preact_var_first']:.3g}); the gradient variance at the input is "
-                     f"{r['grad_var_first'] / r['grad_var_last']:.3g} times that at the last layer.")
+    L += ["Variance of the pre-activations of the first and last layer, and of the back-propagated "
+          "gradient at the network input and at the last layer's input (rf.propagate; the mean-field "
+          "prediction is dashed in propagation.png):", "",
+          "| activation | scheme | width | depth | preact var, layer 1 | preact var, last | "
+          "grad var, input | grad var, last layer |", "|---|---|---|---|---|---|---|---|"]
+    for r in s["propagation"]:
+        L.append(f"| {r['activation']} | {r['scheme']} | {r['width']} | {r['depth']} | "
+                 f"{r['preact_var_first']:.4g} | {r['preact_var_last']:.4g} | {r['grad_var_first']:.4g} | "
+                 f"{r['grad_var_last']:.4g} |")
+    L += ["", "Findings:", ""]
+    for r in s["propagation"]:
+        L.append(f"- {r['activation']} / {r['scheme']}: over {r['depth']} layers the pre-activation variance "
+                 f"goes from {r['preact_var_first']:.4g} to {r['preact_var_last']:.4g} (ratio "
+                 f"{r['preact_var_last'] / r['preact_var_first']:.3g}); the gradient variance at the input is "
+                 f"{r['grad_var_first'] / r['grad_var_last']:.3g} times that at the last layer.")
     L.append("")
     return "\n".join(L)
