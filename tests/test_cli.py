@@ -14,7 +14,7 @@ import pytest
 import rinit_fast as rf
 from rinit_fast import cli
 from rinit_fast.studies import load_study
-from rinit_fast.studies.reproduce import EXCEED, fmt
+from rinit_fast.studies.reproduce import EXCEED, fmt, study_dir
 
 FIGURES = ["radius_hist.png", "powers.png", "linear_rnn.png", "tanh_tangent.png", "propagation.png"]
 
@@ -59,7 +59,7 @@ def test_reproduce_tables_match_data(report):
     assert len(rows) == len(summary["radius"]) and len(rows) >= 8
     assert any(r["scheme"] == "orthogonal" and float(r["p_gt_1"]) == 0.0 for r in rows)  # rho = 1 exactly
     for key in ("radius", "rescaled", "orthogonal"):
-        res = load_study(report / "studies" / key)
+        res = load_study(study_dir(report, key, quick=True))
         for i, label in enumerate(res.labels):
             for j, n in enumerate(res.widths):
                 x = res["radius"][i, j]
@@ -72,7 +72,7 @@ def test_reproduce_tables_match_data(report):
                 assert line in md, line
                 assert f"| {fmt(np.quantile(x, 0.5))} |" in md
     # recurrences: mean log norm at the last horizon, from the study data
-    rec = load_study(report / "studies" / "recurrence")
+    rec = load_study(study_dir(report, "recurrence", quick=True))
     rrows = _csv(report / "recurrence_table.csv")
     for i, label in enumerate(rec.labels):
         row = next(r for r in rrows if r["scheme"] == label)
@@ -82,7 +82,7 @@ def test_reproduce_tables_match_data(report):
         if label == "complex_glorot":
             assert row["tanh_tangent_rate_per_step"] == ""  # the tanh RNN is real only
         else:
-            tr = load_study(report / "studies" / "tanh")
+            tr = load_study(study_dir(report, "tanh", quick=True))
             a = tr["tanh_tangent_log_norm"][tr.labels.index(label), 0]
             m = a.reshape(-1, len(tr.horizons)).mean(axis=0)
             h = len(m) // 2

@@ -25,6 +25,7 @@ def radius_histograms(path, panels, widths, schemes):
     plt = _plt()
     fig, axes = plt.subplots(len(widths), len(schemes), figsize=(3.2 * len(schemes), 2.6 * len(widths)),
                              squeeze=False)
+    legend_done = False
     for i, n in enumerate(widths):
         for j, s in enumerate(schemes):
             ax = axes[i][j]
@@ -49,8 +50,9 @@ def radius_histograms(path, panels, widths, schemes):
             ax.locator_params(axis="x", nbins=4)
             if i == len(widths) - 1:
                 ax.set_xlabel("spectral radius ρ", fontsize=8)
-            if i == 0 and j == 0:
+            if not legend_done and (law is not None or (i, j) == (len(widths) - 1, len(schemes) - 1)):
                 ax.legend(fontsize=6)
+                legend_done = True
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

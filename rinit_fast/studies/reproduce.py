@@ -3,7 +3,8 @@ CPU in a few minutes, written to a report directory.
 
 Layout of the report::
 
-    REPORT/studies/radius, rescaled, orthogonal, recurrence   the study directories (docs/studies.md)
+    REPORT/studies/radius, rescaled, orthogonal, recurrence, tanh   the study directories (docs/studies.md;
+                                 suffixed -quick for --quick)
     REPORT/radius_hist.png       empirical law of rho beside the asymptotic law, per scheme and width
     REPORT/radius_table.csv      P(rho > 1) (with a 95% Clopper–Pearson interval), median, quantiles,
                                  and the asymptotic law's P(rho > 1) and median
@@ -74,6 +75,11 @@ def _configs(st, backend, seed):
     }
 
 
+def study_dir(out, key, quick=False):
+    """Where the report keeps one of its studies (quick and full runs into one report never collide)."""
+    return os.path.join(out, "studies", key + ("-quick" if quick else ""))
+
+
 def clopper_pearson(k, n, confidence=0.95):
     from scipy import stats
     a = 1.0 - confidence
@@ -122,7 +128,7 @@ def reproduce(out="rinit-report", *, backend="cpu", quick=False, seed=2026, prog
     for key, cfg in cfgs.items():
         log(f"[reproduce] study {key}: {len(cfg['schemes'])} scheme(s) x widths {cfg['widths']} x "
             f"{cfg['samples']} matrices")
-        res[key] = run_study(cfg, os.path.join(out, "studies", key), progress=progress)
+        res[key] = run_study(cfg, study_dir(out, key, quick), progress=progress)
     summary = {"quick": quick, "backend": backend, "seed": seed, "radius": [], "calibration": [],
                "recurrence": [], "propagation": []}
 
