@@ -20,7 +20,9 @@ __all__ = ["propagate", "PropagateResult"]
 STAT_FIELDS = ("preact_mean", "preact_var", "preact_unit_var", "act_mean", "act_var", "act_unit_var",
                "act_abs_mean", "grad_var")
 _ACT_CODE = {"linear": 0, "tanh": 1, "sigmoid": 2, "relu": 3}
-_PANEL_VALUES = 16384          # weights per generated panel (kernels/cpu/propagate.py)
+_PANEL_VALUES = 16384          # weights per generated panel (kernels/cpu/propagate.py): 64 KiB in float32,
+_PANEL_MIN_ROWS = 64           # but at least 64 rows (thinner GEMMs run slower: docs/propagate.md),
+_PANEL_MAX_VALUES = 1 << 20    # unless that would exceed 2**20 values
 _STORE_BUDGET = 1 << 30        # bytes of stored derivatives (all networks in flight) before checkpointing
 _ORTHO_CHUNK = 8               # networks per materialised layer for orthogonal schemes
 MAX_DEPTH = 2 ** 24            # layers are sub-indices of the weights stream
@@ -144,7 +146,8 @@ def _family(draw, name):
 
 
 def _panel_rows(width, in_width):
-    return max(1, min(width, _PANEL_VALUES // max(width, in_width)))
+    fi = max(width, in_width)
+    return max(1, min(width, max(_PANEL_VALUES // fi, min(_PANEL_MIN_ROWS, _PANEL_MAX_VALUES // fi))))
 
 
 def _nthreads():
@@ -308,7 +311,6 @@ def _propagate_given(stats, name, width, in_width, depth, samples, act, seed, st
         X3 = np.zeros((nb, maxw, samples), dt)
         G3 = [np.zeros((maxw, samples), dt) for _ in range(nb)]
         G3b = [np.zeros((maxw, samples), dt) for _ in range(nb)]
-        T3 = np.zeros((nb, maxw, samples), dt)
         Z3 = np.zeros((nb, width, samples), dt)
         D4 = np.zeros((nb, depth, width, samples), dt)
         c2 = [np.uint64(start + c0 + b) for b in range(nb)]
@@ -330,7 +332,7 @@ def _propagate_given(stats, name, width, in_width, depth, samples, act, seed, st
                         gain=gain, **params)
 
             def bwd(b, W3=W3, layer=layer):
-                k_bw(W3[b], D4[b, layer], G3[b], G3b[b], T3[b], st[b, layer], pr)
+                k_bw(W3[b], D4[b, layer], G3[b], G3b[b], st[b, layer], pr)
                 G3[b], G3b[b] = G3b[b], G3[b]
             with _blas_one_thread():
                 _run(bwd, nb, nthreads)

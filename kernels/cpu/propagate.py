@@ -3,7 +3,7 @@ backward pass of a random output gradient, accumulating per-network, per-layer s
 
 Layer ``l`` of network ``j`` is the matrix ``rf.sample(scheme, (width, fan_in), seed, start=j,
 layer=l)``: value ``i·fan_in + k`` (entry (i, k)) of the weights stream (c2 = j, c3 = WEIGHTS | l).  It
-is never stored whole: rows are regenerated panel by panel (``pr`` rows, about 16 Ki values) into a
+is never stored whole: rows are regenerated panel by panel (``pr`` rows, 64 Ki values or 64 rows) into a
 small buffer, with exactly the operations of kernels/cpu/sampling.py (so bit for bit the matrix
 ``rf.sample`` returns), and each panel is applied to all ``samples`` inputs of the network at once by a
 single-threaded BLAS GEMM (``np.dot``): the generation of a value (~1 ns) is shared by every input.
@@ -32,6 +32,7 @@ import numba
 import numpy as np
 from numba import types
 from numba.extending import intrinsic, overload
+from numba.np.linalg import _BLAS
 
 from ._jit import _COMMON, device, kernel
 from .philox import (M32, box_muller_f32, box_muller_f64, normal_at_f32, normal_at_f64, philox4x32_10,
@@ -43,7 +44,6 @@ STAT_FIELDS = ("preact_mean", "preact_var", "preact_unit_var", "act_mean", "act_
 NSTAT = len(STAT_FIELDS)
 FAMILIES = {"normal": 0, "uniform": 1, "truncated": 2, "constant": 3}
 ACTIVATIONS = {"linear": 0, "tanh": 1, "sigmoid": 2, "relu": 3}
-PANEL_VALUES = 16384  # weights generated per panel (64 KiB in float32): rows = PANEL_VALUES // fan_in
 
 
 
@@ -347,39 +347,62 @@ def _ol_exp_like(x):
 
 
 # --- the layer steps, shared by the generated and the given-weights paths -------------------------
+# BLAS through Numba's own gemm entry point (the symbol np.dot calls, with alpha and beta exposed), so the
+# backward pass accumulates panel after panel inside the GEMM (beta = 1) instead of in an extra pass over
+# the result per panel (measured: at width 1024 those passes cost a quarter of the run).  Row-major C =
+# A @ B is the column-major product C^T = B^T A^T, which is how the calls below read.
+_XXGEMM32 = _BLAS().numba_xxgemm(types.float32)
+_XXGEMM64 = _BLAS().numba_xxgemm(types.float64)
+
+
+def gemm(transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+    """Column-major c[m, n] = alpha · a[m, k] @ op(b) + beta · c (op = transpose when transb is 't');
+    a, b, c are arrays (their first element is the matrix), alpha and beta 1-element arrays."""
+
+
+@overload(gemm)
+def _ol_gemm(transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+    fn, kind = (_XXGEMM32, ord("s")) if c.dtype == types.float32 else (_XXGEMM64, ord("d"))
+
+    def impl(transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+        r = fn(kind, ord("n"), transb, m, n, k, alpha.ctypes, a.ctypes, lda, b.ctypes, ldb, beta.ctypes,
+               c.ctypes, ldc)
+        if r != 0:
+            raise RuntimeError("propagate: BLAS gemm failed")
+    return impl
+
+
 @helper
-def forward_gemm(X, Z, fi, width, pr, pbuf, W, given, family, mul, add, scale, c2, c3, k0, k1):
-    """Z[:width] = W_l @ X[:fi], W_l generated panel by panel (or read from W when ``given``)."""
-    Xin = X[:fi]
+def forward_gemm(X, Z, fi, width, pr, pbuf, W, given, family, mul, add, scale, c2, c3, k0, k1, ab):
+    """Z[:width] = W_l @ X[:fi], W_l generated panel by panel (or read from W when ``given``);
+    ab = [1, 0, 1] in the dtype (alpha, beta = 0, beta = 1)."""
+    S = X.shape[1]
     for i0 in range(0, width, pr):
         nr = min(pr, width - i0)
         if given:
-            np.dot(W[i0:i0 + nr], Xin, Z[i0:i0 + nr])
+            wp = W[i0:i0 + nr]
         else:
-            wp = pbuf[:nr * fi]
-            gen_values(wp, np.uint64(i0) * np.uint64(fi), nr * fi, family, mul, add, scale, c2, c3, k0, k1)
-            np.dot(wp.reshape((nr, fi)), Xin, Z[i0:i0 + nr])
+            gen_values(pbuf[:nr * fi], np.uint64(i0) * np.uint64(fi), nr * fi, family, mul, add, scale, c2, c3,
+                       k0, k1)
+            wp = pbuf[:nr * fi].reshape((nr, fi))
+        gemm(ord("n"), S, nr, fi, ab[0:1], X, S, wp, fi, ab[1:2], Z[i0:i0 + nr], S)
 
 
 @helper
-def backward_gemm(U, Dn, T, fi, width, pr, pbuf, W, given, family, mul, add, scale, c2, c3, k0, k1):
-    """Dn[:fi] = W_l^T @ U[:width], one GEMM per panel of rows, accumulated in panel order (T: scratch)."""
+def backward_gemm(U, Dn, fi, width, pr, pbuf, W, given, family, mul, add, scale, c2, c3, k0, k1, ab):
+    """Dn[:fi] = W_l^T @ U[:width]: one GEMM per panel of rows, the first with beta = 0, the others
+    accumulating (beta = 1) in panel order."""
     S = U.shape[1]
-    first = True
     for i0 in range(0, width, pr):
         nr = min(pr, width - i0)
-        dst = Dn[:fi] if first else T[:fi]
         if given:
-            np.dot(W[i0:i0 + nr].T, U[i0:i0 + nr], dst)
+            wp = W[i0:i0 + nr]
         else:
-            wp = pbuf[:nr * fi]
-            gen_values(wp, np.uint64(i0) * np.uint64(fi), nr * fi, family, mul, add, scale, c2, c3, k0, k1)
-            np.dot(wp.reshape((nr, fi)).T, U[i0:i0 + nr], dst)
-        if not first:
-            for k in range(fi):
-                for s in range(S):
-                    Dn[k, s] += T[k, s]
-        first = False
+            gen_values(pbuf[:nr * fi], np.uint64(i0) * np.uint64(fi), nr * fi, family, mul, add, scale, c2, c3,
+                       k0, k1)
+            wp = pbuf[:nr * fi].reshape((nr, fi))
+        beta = ab[1:2] if i0 == 0 else ab[2:3]
+        gemm(ord("t"), S, fi, nr, ab[0:1], U[i0:i0 + nr], S, wp, fi, beta, Dn, S)
 
 
 @helper
@@ -505,13 +528,13 @@ def draw_inputs(X, G, in_width, width, c2, c3x, c3g, k0, k1):
 
 
 @helper
-def backward_step(D, G, T2, T, fi, width, pr, pbuf, W, given, family, mul, add, scale, c2, c3, k0, k1):
-    """U = D ⊙ G (into D), T2[:fi] = W^T U; returns nothing (the caller swaps G and T2)."""
+def backward_step(D, G, G2, fi, width, pr, pbuf, W, given, family, mul, add, scale, c2, c3, k0, k1, ab):
+    """U = D ⊙ G (into D), G2[:fi] = W^T U (the caller swaps G and G2)."""
     S = G.shape[1]
     for i in range(width):
         for s in range(S):
             D[i, s] = D[i, s] * G[i, s]
-    backward_gemm(D, T2, T, fi, width, pr, pbuf, W, given, family, mul, add, scale, c2, c3, k0, k1)
+    backward_gemm(D, G2, fi, width, pr, pbuf, W, given, family, mul, add, scale, c2, c3, k0, k1, ab)
 
 
 # --- the kernels: one network per call --------------------------------------------------------------
@@ -535,8 +558,10 @@ def network(st, k0, k1, c2, c3w, c3b, c3x, c3g, family, mul, add, scale0, scale,
     Z = np.empty((width, S), dt)
     G = np.empty((maxw, S), dt)
     G2 = np.empty((maxw, S), dt)
-    T = np.empty((maxw, S), dt)
     D = np.empty((seg, width, S), dt)
+    ab = np.zeros(3, dt)
+    ab[0] = 1.0
+    ab[2] = 1.0
     ck = np.empty((nseg if nseg > 1 else 0, maxw, S), dt)
     pbuf = np.empty(pr * maxw, dt)
     cols = np.empty((5, S), np.float64)
@@ -548,7 +573,7 @@ def network(st, k0, k1, c2, c3w, c3b, c3x, c3g, family, mul, add, scale0, scale,
             ck[layer // seg, :fi] = X[:fi]
         c3 = c3w + np.uint64(layer)
         sc = scale0 if layer == 0 else scale
-        forward_gemm(X, Z, fi, width, pr, pbuf, wdummy, False, family, mul, add, sc, c2, c3, k0, k1)
+        forward_gemm(X, Z, fi, width, pr, pbuf, wdummy, False, family, mul, add, sc, c2, c3, k0, k1, ab)
         if bias_std != 0:
             add_bias(Z, width, bias_std, c2, c3b + np.uint64(layer), k0, k1)
         activate(Z, X, D[layer % seg], width, act, st[layer], True, cols)
@@ -563,7 +588,7 @@ def network(st, k0, k1, c2, c3w, c3b, c3x, c3g, family, mul, add, scale0, scale,
                 fi = in_width if layer == 0 else width
                 c3 = c3w + np.uint64(layer)
                 sc = scale0 if layer == 0 else scale
-                forward_gemm(X, Z, fi, width, pr, pbuf, wdummy, False, family, mul, add, sc, c2, c3, k0, k1)
+                forward_gemm(X, Z, fi, width, pr, pbuf, wdummy, False, family, mul, add, sc, c2, c3, k0, k1, ab)
                 if bias_std != 0:
                     add_bias(Z, width, bias_std, c2, c3b + np.uint64(layer), k0, k1)
                 activate(Z, X, D[layer - l0], width, act, st[layer], False, cols)
@@ -571,8 +596,8 @@ def network(st, k0, k1, c2, c3w, c3b, c3x, c3g, family, mul, add, scale0, scale,
             fi = in_width if layer == 0 else width
             c3 = c3w + np.uint64(layer)
             sc = scale0 if layer == 0 else scale
-            backward_step(D[layer - l0], G, G2, T, fi, width, pr, pbuf, wdummy, False, family, mul, add, sc,
-                          c2, c3, k0, k1)
+            backward_step(D[layer - l0], G, G2, fi, width, pr, pbuf, wdummy, False, family, mul, add, sc,
+                          c2, c3, k0, k1, ab)
             grad_stat(G2, fi, st[layer], cols[0])
             G, G2 = G2, G
 
@@ -600,20 +625,25 @@ def given_forward(W, X, Z, D, st, k0, k1, c2, c3b, bias_std, act, pr):
     S = X.shape[1]
     pbuf = np.empty(0, X.dtype)
     cols = np.empty((5, S), np.float64)
+    ab = np.zeros(3, X.dtype)
+    ab[0] = 1.0
+    ab[2] = 1.0
     forward_gemm(X, Z, fi, width, pr, pbuf, W, True, 0, bias_std, bias_std, bias_std, c2, np.uint64(0), k0,
-                 k1)
+                 k1, ab)
     if bias_std != 0:
         add_bias(Z, width, bias_std, c2, c3b, k0, k1)
     activate(Z, X, D, width, act, st, True, cols)
 
 
-def given_backward(W, D, G, G2, T, st, pr):
+def given_backward(W, D, G, G2, st, pr):
     """One backward layer: G2[:fan_in] = W^T (D ⊙ G) (D is overwritten) and its grad_var into st."""
     width, fi = W.shape
     pbuf = np.empty(0, G.dtype)
-    one = cast_like(1.0, G)  # (family, mul, add, scale are unused with given weights)
-    backward_step(D, G, G2, T, fi, width, pr, pbuf, W, True, 0, one, one, one, np.uint64(0), np.uint64(0),
-                  np.uint64(0), np.uint64(0))
+    ab = np.zeros(3, G.dtype)
+    ab[0] = 1.0
+    ab[2] = 1.0
+    backward_step(D, G, G2, fi, width, pr, pbuf, W, True, 0, ab[0], ab[0], ab[0], np.uint64(0), np.uint64(0),
+                  np.uint64(0), np.uint64(0), ab)
     grad_stat(G2, fi, st, np.empty(G.shape[1], np.float64))
 
 
@@ -622,7 +652,7 @@ def _given_sigs(dt):
     f64 = types.float64[::1]
     return (types.void(a2, a2, _u64, _u64, _u64, _u64, _u64, _i64, _i64),
             types.void(a2, a2, a2, a2, f64, _u64, _u64, _u64, _u64, dt, _i64, _i64),
-            types.void(a2, a2, a2, a2, a2, f64, _i64))
+            types.void(a2, a2, a2, a2, f64, _i64))
 
 
 _g32, _g64 = _given_sigs(types.float32), _given_sigs(types.float64)
