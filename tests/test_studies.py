@@ -174,6 +174,10 @@ def test_dask_two_workers_bit_identical(tmp_path, reference):
     pytest.importorskip("dask.distributed")
     res = run_study(CFG, tmp_path / "dask", workers=2, chunk=2)
     _same(reference, res)
+    # an existing cluster, by its scheduler's address (as --scheduler ADDRESS)
+    from dask.distributed import LocalCluster
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        _same(reference, run_study(CFG, tmp_path / "sched", scheduler=cluster.scheduler_address, chunk=5))
 
 
 def test_tanh_refused_for_complex():
