@@ -1,8 +1,8 @@
 """The ``rinit-fast`` command line (docs/cli.md).
 
-    rinit-fast                      the default job: sample-stats
-    rinit-fast sample-stats         sample a batch of every scheme, print its statistics against theory
+    rinit-fast                      the main job: reproduce, with its defaults (./rinit-report)
     rinit-fast reproduce            the report of the core findings (docs/cli.md), a few minutes on a CPU
+    rinit-fast sample-stats         sample a batch of every scheme, print its statistics against theory
     rinit-fast study CONFIG.toml    a Monte Carlo grid, chunked, resumable, on Dask if asked
     rinit-fast calibrate N P        the empirical rescaling with P(rho > 1) = 1 - P at width N
 
@@ -144,8 +144,8 @@ def parser():
 def main(argv=None):
     p = parser()
     args = p.parse_args(argv)
-    if args.command is None:
-        args = p.parse_args(["sample-stats"])
+    if args.command is None:  # the main job (BRIEF §3): reproduce the core findings on the CPU
+        args = p.parse_args(["reproduce"])
     try:
         return args.func(args)
     except (ValueError, TypeError, RuntimeError, MemoryError) as exc:

@@ -111,8 +111,15 @@ def test_reproduce_resumes(report):
     assert (report / "radius_table.csv").read_text() == before
 
 
-def test_default_job_is_sample_stats(capsys):
+def test_default_job_is_reproduce(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(cli, "_reproduce", lambda args: seen.update(vars(args)) or 0)  # parser() reads it
     assert cli.main([]) == 0
+    assert seen["command"] == "reproduce" and seen["out"] == "rinit-report" and not seen["quick"]
+
+
+def test_sample_stats(capsys):
+    assert cli.main(["sample-stats"]) == 0
     out = capsys.readouterr().out
     for name in rf.schemes():
         assert f"\n{name} " in out
