@@ -3,10 +3,11 @@ backward pass of a random output gradient, accumulating per-network, per-layer s
 
 Layer ``l`` of network ``j`` is the matrix ``rf.sample(scheme, (width, fan_in), seed, start=j,
 layer=l)``: value ``i·fan_in + k`` (entry (i, k)) of the weights stream (c2 = j, c3 = WEIGHTS | l).  It
-is never stored whole: rows are regenerated panel by panel (``pr`` rows, 64 Ki values or 64 rows) into a
+is never stored whole: rows are regenerated panel by panel (``pr`` rows: 16 Ki values, at least 64 rows) into a
 small buffer, with exactly the operations of kernels/cpu/sampling.py (so bit for bit the matrix
 ``rf.sample`` returns), and each panel is applied to all ``samples`` inputs of the network at once by a
-single-threaded BLAS GEMM (``np.dot``): the generation of a value (~1 ns) is shared by every input.
+single-threaded BLAS GEMM (the gemm np.dot calls): the generation of a value (~1.2 ns) is shared by every
+input.
 
 Layout: every state is (units, samples), C order.  Statistics go to ``stats[j, l, :]`` (float64, columns
 ``STAT_FIELDS``), computed in float64 from the dtype's values, in a fixed order that depends on neither
@@ -15,7 +16,7 @@ thread from start to end (the API runs the calls on a pool of threads, the kerne
 is pinned to one thread per caller).
 
 Backward: ``delta_depth = g`` (PROP_GRAD stream), ``u = f'(z_l) ⊙ delta_{l+1}``, ``delta_l = W_l^T u``
-with W_l regenerated panel by panel (``delta_l`` accumulates one GEMM per panel).  It needs f'(z_l) of
+with W_l regenerated panel by panel (``delta_l`` accumulates one GEMM per panel, beta = 1).  It needs f'(z_l) of
 every layer: the forward pass stores them for a segment of ``seg`` layers; with ``seg < depth`` only the
 inputs of every segment are kept (checkpoints) and each segment's forward pass is recomputed, in the
 same operations, before its backward pass (memory (seg + depth/seg + 4) · width · samples per network in
