@@ -259,9 +259,14 @@ def test_thread_count_invariance():
     np.testing.assert_array_equal(a.log_norm, b.log_norm)
     np.testing.assert_array_equal(a.tangent_log_norm, b.tangent_log_norm)
     np.testing.assert_array_equal(a.final_state, b.final_state)
-    # and the batch composition does not matter either
+    # and neither does the batch composition, nor how the realisations are chunked (R = 1 or 130)
     c = unroll(W[2], 40, start=2, **kw)
     np.testing.assert_array_equal(a.log_norm[2], c.log_norm)
+    kw.pop("realizations")
+    one = unroll(W[0], 40, realizations=1, **kw)
+    many = unroll(W[0], 40, realizations=130, **kw)
+    np.testing.assert_array_equal(one.log_norm[0], a.log_norm[0, 0])
+    np.testing.assert_array_equal(many.log_norm[:50], a.log_norm[0])
 
 
 def test_exported():
