@@ -273,11 +273,10 @@ def propagate(scheme, width, depth, *, activation, batch=1, samples=32, seed=0, 
     code, mul, add = fam
     typ = dt.type
     from .kernels.cpu import propagate as kern
-    fn = kern.network_f32 if dt == np.float32 else kern.network_f64
+    fn = kern.compiled(kern.network_f32 if dt == np.float32 else kern.network_f64)
     args = (k0, k1, c3[Purpose.WEIGHTS], c3[Purpose.PROP_BIAS], c3[Purpose.PROP_INPUT], c3[Purpose.PROP_GRAD],
             code, typ(mul), typ(add), typ(draw0.scale), typ(draw.scale), typ(bias_std), width, in_width,
             samples, _ACT_CODE[act], seg, pr, np.empty((0, 0), dt))
-    fn.dispatcher  # compile (or load from the cache) before the threads start
 
     def task(b):
         fn(stats[b], args[0], args[1], np.uint64(start + b), *args[2:])
@@ -301,9 +300,9 @@ def _propagate_given(stats, name, width, in_width, depth, samples, act, seed, st
     code = _ACT_CODE[act]
     typ = dt.type
     f32 = dt == np.float32
-    k_in = kern.given_inputs_f32 if f32 else kern.given_inputs_f64
-    k_fw = kern.given_forward_f32 if f32 else kern.given_forward_f64
-    k_bw = kern.given_backward_f32 if f32 else kern.given_backward_f64
+    k_in, k_fw, k_bw = kern.compiled(*((kern.given_inputs_f32, kern.given_forward_f32, kern.given_backward_f32)
+                                       if f32 else
+                                       (kern.given_inputs_f64, kern.given_forward_f64, kern.given_backward_f64)))
     nthreads = _nthreads()
     for c0 in range(0, stats.shape[0], chunk):
         nb = min(chunk, stats.shape[0] - c0)

@@ -122,3 +122,8 @@ def rescale_factor(n, c=None, p=None, field="complex"):
     _width(n, "the rescaled-Glorot factor")
     centre, width = edge_location(n)
     return centre + c * width
+
+
+# The mean-field (infinite-width) theory of signal propagation through depth (issue 6) lives in its own
+# module; it is part of rf.theory's public surface.
+from ._meanfield import MeanField, mean_field  # noqa: E402,F401

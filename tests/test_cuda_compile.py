@@ -16,6 +16,7 @@ import re
 import shutil
 import site
 import subprocess
+import tempfile
 import sys
 
 import pytest
@@ -169,4 +170,6 @@ def test_loader_without_cupy():
     with pytest.raises(FileNotFoundError, match="no CUDA source"):
         loader.source("nope.cu")
     code = "import sys, rinit_fast.kernels.cuda.loader; assert 'cupy' not in sys.modules"
-    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+    # run outside the checkout: from its root, ./rinit_fast (the source tree, without kernels/) would
+    # shadow the installed package
+    assert subprocess.run([sys.executable, "-c", code], cwd=tempfile.gettempdir()).returncode == 0

@@ -33,7 +33,8 @@ import pytest
 import naive_propagate as ref
 import rinit_fast as rf
 from rinit_fast import scheme_table as schemes
-from rinit_fast._meanfield import activation_fn, gauss_hermite_nodes, gaussian_nodes, mean_field
+from rinit_fast._meanfield import activation_fn, gauss_hermite_nodes, gaussian_nodes
+from rinit_fast.theory import mean_field
 from rinit_fast.kernels.cpu import propagate as kern
 from rinit_fast.rng import Purpose, counter_word3, key_words
 

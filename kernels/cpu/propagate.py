@@ -29,9 +29,12 @@ panel loop and every post-processing step with ``network``.
 """
 from __future__ import annotations
 
+import warnings
+
 import numba
 import numpy as np
 from numba import types
+from numba.core.errors import NumbaIRAssumptionWarning
 from numba.extending import intrinsic, overload
 from numba.np.linalg import _BLAS
 
@@ -680,3 +683,15 @@ def layer_weights(out, k0, k1, c2_start, c3, family, mul, add, scale, pr):
             nr = min(pr, width - i0)
             gen_values(flat[i0 * fi:(i0 + nr) * fi], np.uint64(i0) * np.uint64(fi), nr * fi, family, mul, add,
                        scale, c2, c3, k0, k1)
+
+
+def compiled(*kernels):
+    """Compile (or load from the cache) the given kernels now.  Inlining the ``tanh_like``/``exp_like``
+    overloads (needed: a call left in the activation loop keeps it scalar) trips a pedantic Numba IR
+    check about the inlined function's variable names (NumbaIRAssumptionWarning); the code is correct,
+    so that warning is silenced here, during compilation only."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=NumbaIRAssumptionWarning)
+        for k in kernels:
+            k.dispatcher
+    return kernels[0] if len(kernels) == 1 else kernels

@@ -58,6 +58,7 @@ CHECK_STEP = 8      # then every CHECK_STEP Arnoldi steps (and at the full dimen
 ISO_FRAC = 0.1      # isometry accepted when the defect <= max(ISO_FRAC * tol / sqrt(n), ISO_ULPS * eps)
 ISO_ULPS = 32.0
 BREAKDOWN = 1e-13   # Arnoldi/Lanczos breakdown: new direction shorter than BREAKDOWN * ||W||_F
+PROBE_AFTER = 2           # an Arnoldi phase still unconverged at its 2nd restart tests for nilpotency
 FILTER_SETTLED = 1e-6      # the filter stops once ||W x|| changed by <= this (relative) ...
 FILTER_SETTLED_RUN = 4     # ... for this many consecutive steps
 
@@ -377,6 +378,18 @@ def _nilpotent_probe(wf, x0, steps):
 
 
 @_per_matrix
+def _nilpotent(wf, wk, x0, steps):
+    """:func:`_nilpotent_probe` in the filter precision, confirmed in float64/complex128 (a float32
+    iterate can underflow to zero when the entries of W span more than ~40 decades): the number of
+    products spent (both precisions) when the zero is confirmed, or -1."""
+    p = _nilpotent_probe(wf, x0, steps)
+    if p < 0:
+        return -1
+    p64 = _nilpotent_probe(wk, x0, steps)
+    return p + p64 if p64 > 0 else -1
+
+
+@_per_matrix
 def _arnoldi_step(wk, q, hh, j, brk_tol):
     """Extend the Arnoldi basis by q[j+1] (CGS2); returns True on breakdown (invariant subspace)."""
     wv = np.dot(wk, q[j])
@@ -457,15 +470,25 @@ def _radius_one(wk, wf, xs, tol, max_iter, p0, m, keep, eps_in, ritz_out):
     keep = min(keep, m - 2)
     q = np.zeros((m + 1, n), dtype=xs.dtype)
     done = _power_filter(wf, xs[0], min(p0, max(max_iter - iters - m, 0)), q[0])
-    if done < 0:                                            # W^p x = 0: nilpotent
-        for i in range(nr):
-            ritz_out[i] = 0.0
-        return 0.0, True, iters - done, 0.0, PATH_NILPOTENT
-    iters += done
+    if done < 0:                                            # W^p x = 0 in float32 ...
+        iters -= done
+        p = _nilpotent_probe(wk, xs[0], -done)              # ... and in float64: nilpotent
+        if p > 0:
+            for i in range(nr):
+                ritz_out[i] = 0.0
+            return 0.0, True, iters + p, 0.0, PATH_NILPOTENT
+        iters += -done                                      # float32 underflow faked the zero:
+        nx = _vnorm(xs[0])                                  # start Arnoldi from the raw vector
+        for i in range(n):
+            q[0, i] = xs[0][i] / nx
+        done = -done
+    else:
+        iters += done
 
     # 4. thick-restart Arnoldi in Krylov precision
     xfilt = q[0].copy()
     probed = False
+    restarts = 0
     hh = np.zeros((m + 1, m), dtype=xs.dtype)
     ub = np.zeros((m, m + 1), dtype=xs.dtype)
     j = 0
@@ -497,7 +520,7 @@ def _radius_one(wk, wf, xs, tol, max_iter, p0, m, keep, eps_in, ritz_out):
                     probed = True
                     steps = min(n + 1 - done, max_iter - iters)
                     if steps > 0:
-                        p = _nilpotent_probe(wf, xfilt, steps)
+                        p = _nilpotent(wf, wk, xfilt, steps)
                         if p > 0:
                             for i in range(nr):
                                 ritz_out[i] = 0.0
@@ -517,13 +540,14 @@ def _radius_one(wk, wf, xs, tol, max_iter, p0, m, keep, eps_in, ritz_out):
                 break
             next_check = min(j + CHECK_STEP, m)
             if j == m:                                      # thick restart: keep the top Ritz vectors
-                if not probed:
+                restarts += 1
+                if restarts == PROBE_AFTER and not probed:
                     # W may be nilpotent of an index above the filter length (Ritz values of such matrices
                     # creep to zero too slowly to converge): continue the filter's powers up to n steps
                     probed = True
                     steps = min(n + 1 - done, max_iter - iters - CHECK_STEP)
                     if steps > 0:
-                        p = _nilpotent_probe(wf, xfilt, steps)
+                        p = _nilpotent(wf, wk, xfilt, steps)
                         if p > 0:
                             for i in range(nr):
                                 ritz_out[i] = 0.0

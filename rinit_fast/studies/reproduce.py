@@ -236,13 +236,7 @@ PROP_CASES = [  # (activation, scheme, gain, params): 002_*.txt and 003_*.txt
 def _propagation(out, ps, backend, seed, progress):
     from ..propagate import propagate
     from .. import scheme_table
-    try:
-        from ..theory import mean_field
-    except ImportError:  # rf.theory re-exports it once issue 6 appends the line to theory.py
-        try:
-            from .._meanfield import mean_field
-        except ImportError:
-            mean_field = None
+    from ..theory import mean_field
     profiles, rows = {}, []
     bar = _bar(len(PROP_CASES), "propagate", progress)
     for act, scheme, gain, params in PROP_CASES:
@@ -250,13 +244,12 @@ def _propagation(out, ps, backend, seed, progress):
                       samples=ps["samples"], seed=seed, backend=backend, gain=gain, **params)
         pv, gv = _host(r.preact_var, np.float64), _host(r.grad_var, np.float64)
         mpv = mgv = None
-        if mean_field is not None:
-            wv = ps["width"] * scheme_table.scheme_std(scheme, ps["width"], gain, **params) ** 2
-            try:
-                mf = mean_field(act, wv, 0.0, ps["depth"])
-                mpv, mgv = mf.preact_var, mf.grad_var
-            except ValueError:
-                pass
+        wv = ps["width"] * scheme_table.scheme_std(scheme, ps["width"], gain, **params) ** 2
+        try:
+            mf = mean_field(act, wv, 0.0, ps["depth"])
+            mpv, mgv = mf.preact_var, mf.grad_var
+        except ValueError:  # e.g. a weight variance the recursion refuses: no overlay for that case
+            pass
         label = f"{act} / {scheme}" + (f" std={params['std']:g}" if params else "") + \
             (f" gain={gain:.4g}" if gain != 1.0 else "")
         profiles[label] = (pv, gv, mpv, mgv)
