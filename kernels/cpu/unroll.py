@@ -2,7 +2,7 @@
 
 One work item is one matrix ``m`` and one fixed chunk of realisations (rows of the state); it runs its
 own independent recurrence over all the steps, so threads never synchronise inside the time loop (one
-``prange`` over work items).  Every realisation is computed by the same operations whatever the chunk,
+compiled call per work item, on a pool of Python threads: the kernel releases the GIL).  Every realisation is computed by the same operations whatever the chunk,
 the batch or the thread count, so its bits do not depend on them.
 
 State representation (docs/unroll.md).  Each realisation keeps ``h = g * 2**e``: ``g`` in the array
@@ -33,7 +33,7 @@ import llvmlite.binding as llvm
 import numba
 import numpy as np
 from llvmlite import ir
-from numba import prange, types
+from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
@@ -44,6 +44,7 @@ from .philox import M32, box_muller_f32, box_muller_f64, f64_as_u64, philox4x32_
 # generator and the per-item time loop into the parallel kernel made its first compilation take minutes.
 # They carry the project's options (kernels/cpu/_jit.py) and compile lazily, for the caller's types.
 _OPTS = dict(_COMMON)
+_called = numba.njit(**_OPTS)   # per-row helpers: compiled once, called (not inlined at Numba IR level)
 
 RENORM_EXP = 20            # renormalise when ||g|| leaves [2**-20, 2**20]
 _HI = 2.0 ** (2 * RENORM_EXP)
@@ -136,7 +137,7 @@ def _cast_like_ov(ref, x):
 
 
 # --- scalar helpers ---------------------------------------------------------------------------------
-@device
+@_called
 def pow2(k):
     """2.0**k as float64 (0 or inf beyond the float64 range)."""
     if k > 1100:
@@ -200,7 +201,7 @@ def tanh_scaled(z, s, inv):
     return (tl if y >= 0.0 else -tl) * inv, 4.0 * q / (opq * opq)
 
 
-@device
+@_called
 def sumsq(row, n, acc):
     """sum(row[:n]**2) in float64 with LANES fixed partial sums (vectorisable, ISA-independent bits)."""
     for l in range(LANES):
@@ -219,7 +220,7 @@ def sumsq(row, n, acc):
     return s
 
 
-@device
+@_called
 def log_norm(s, e):
     """log of sqrt(s)·2**e.  While s·4**e is a normal float64 it is formed exactly and its log taken,
     so the result does not depend on how h is split into g and e (the same bits as the unscaled
@@ -232,7 +233,7 @@ def log_norm(s, e):
     return 0.5 * math.log(s) + e * LN2
 
 
-@device
+@_called
 def scale_row(row, n, k):
     """row[:n] *= 2**-k exactly (in steps of at most 2**±100, so every factor is a normal number)."""
     while k != 0:
@@ -243,7 +244,7 @@ def scale_row(row, n, k):
         k -= step
 
 
-@device
+@_called
 def renorm_exponent(s, e, floor):
     """New exponent for a row with squared norm s (of g) and exponent e: unchanged while
     ||g|| is in [2**-RENORM_EXP, 2**RENORM_EXP] (or zero), else so that ||g|| lands in [1/2, 1);
@@ -410,6 +411,7 @@ _U64 = types.uint64
 
 
 def _sig(T):
+    """Signature of ``run_item`` for dtype T."""
     return types.void(
         T[:, :, ::1],            # W (nb, n, n)
         T[:, ::1],               # UT (du, n): U transposed, du = 0 without U
@@ -420,36 +422,51 @@ def _sig(T):
         T[:, :, ::1],            # V0 (nb, R, n) (dummy without tangent)
         _I64[:, ::1],            # EV0
         _I64, _I64, _I64, _I64,  # steps, record_every, input_mode, nonlinearity
-        _I64, _I64, _I64, _I64,  # tangent, nchunks, e_floor, d
+        _I64, _I64, _I64,        # tangent, e_floor, d
         _U64, _U64, _U64, _U64,  # k0, k1, c2_start, c3_base (stream of the inputs)
         T,                       # input_scale
         types.float64[:, :, ::1],  # out_log (nb, R, K)
         types.float64[:, :, ::1],  # out_tlog (nb, R, K) (dummy without tangent)
         T[:, :, ::1], _I64[:, ::1],  # out_g, out_e: final state g and exponent
         T[:, :, ::1], _I64[:, ::1],  # out_v, out_ev: final tangent (dummies without tangent)
+        _I64, _I64, _I64,        # m, r0, r1: the work item
     )
 
 
-@kernel([_sig(_T32), _sig(_T64)], parallel=True)
 def unroll(W, UT, bias, xarr, G0, E0, V0, EV0, steps, record_every, input_mode, nonlin, tangent,
            nchunks, e_floor, d, k0, k1, c2_start, c3_base, input_scale, out_log, out_tlog, out_g,
            out_e, out_v, out_ev):
     """Run the recurrences of every matrix of W and every realisation; see the module docstring.
 
-    Work item = (matrix m, chunk c of the realisations), spread over the threads by one ``prange``."""
+    Work item = (matrix m, chunk c of the realisations): one call of the compiled ``run_item`` (which
+    releases the GIL), spread over ``numba.get_num_threads()`` Python threads.  No Numba parallel region:
+    the prange wrapper that this replaces took as long to compile as the time loop itself (bench/NOTES.md
+    "Unroll"), and each dtype now compiles only when it is used."""
     nb = W.shape[0]
     R = G0.shape[1]
-    for item in prange(nb * nchunks):
-        m = item // nchunks
-        c = item - m * nchunks
-        r0 = (c * R) // nchunks
-        r1 = ((c + 1) * R) // nchunks
-        run_item(W, UT, bias, xarr, G0, E0, V0, EV0, steps, record_every, input_mode, nonlin, tangent,
-                 e_floor, d, k0, k1, c2_start, c3_base, input_scale, out_log, out_tlog, out_g, out_e,
-                 out_v, out_ev, m, r0, r1)
+    fn = (_run_item_f32 if W.dtype == np.float32 else _run_item_f64).dispatcher
+    args = (W, UT, bias, xarr, G0, E0, V0, EV0, np.int64(steps), np.int64(record_every),
+            np.int64(input_mode), np.int64(nonlin), np.int64(tangent), np.int64(e_floor), np.int64(d),
+            np.uint64(k0), np.uint64(k1), np.uint64(c2_start), np.uint64(c3_base), input_scale,
+            out_log, out_tlog, out_g, out_e, out_v, out_ev)
+    items = []
+    for m in range(nb):
+        for c in range(nchunks):
+            items.append((np.int64(m), np.int64((c * R) // nchunks), np.int64(((c + 1) * R) // nchunks)))
+
+    def task(item):
+        fn(*args, *item)
+    nthreads = min(numba.get_num_threads(), len(items))
+    if nthreads <= 1:
+        for item in items:
+            task(item)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=nthreads) as pool:
+        for _ in pool.map(task, items):
+            pass
 
 
-@numba.njit(**_OPTS)
 def run_item(W, UT, bias, xarr, G0, E0, V0, EV0, steps, record_every, input_mode, nonlin, tangent,
              e_floor, d, k0, k1, c2_start, c3_base, input_scale, out_log, out_tlog, out_g, out_e,
              out_v, out_ev, m, r0, r1):
@@ -605,3 +622,8 @@ def run_item(W, UT, bias, xarr, G0, E0, V0, EV0, steps, record_every, input_mode
         for i in range(n):
             out_v[m, r0 + rr, i] = V[rr, i]
         out_ev[m, r0 + rr] = EV[rr]
+
+
+# one kernel per dtype, compiled (or loaded from the cache) on first use
+_run_item_f32 = kernel(_sig(_T32))(run_item)
+_run_item_f64 = kernel(_sig(_T64))(run_item)
