@@ -11,6 +11,7 @@
 
 #include <ucontext.h>
 
+#include <algorithm>
 #include <functional>
 #include <cstdint>
 #include <cstdio>
@@ -37,7 +38,11 @@ rf_dim3 threadIdx, blockIdx;
 rf_dim3 blockDim, gridDim;
 
 // Dynamic shared memory of the (single) running block; kernels declare `extern __shared__ ... rf_smem[]`.
-alignas(16) unsigned char rf_smem[1 << 16];
+// RF_SMEM_BYTES: define it larger before including this file for kernels that need more (unroll.cu).
+#ifndef RF_SMEM_BYTES
+#define RF_SMEM_BYTES (1 << 16)
+#endif
+alignas(16) unsigned char rf_smem[RF_SMEM_BYTES];
 size_t rf_smem_limit = sizeof(rf_smem);   // the launch's dynamic shared memory size
 bool rf_smem_overrun = false;             // set when a block wrote past it
 
@@ -148,4 +153,76 @@ void rf_launch_mode(bool warps, void (*kernel)(P...), unsigned grid, unsigned bl
 template <typename... P, typename... A>
 void rf_launch(void (*kernel)(P...), unsigned grid, unsigned block, A... args) {
     rf_launch_mode(true, kernel, grid, block, args...);
+}
+
+// ---- block mode (kernels that use __syncthreads, e.g. unroll.cu) ------------------------------------
+// Every thread of a block is a coroutine; the scheduler resumes them round-robin in thread order.  The
+// warp primitives above work unchanged (each warp has its own rf_warp_ctx, whose `sched` context is the
+// block scheduler's return point), because the lanes of a warp stay in phase: each runs exactly once
+// per round.  __syncthreads marks the thread as waiting and yields until the scheduler, at the end of a
+// round in which every live thread of the block waits, releases them all at once (so they leave the
+// barrier in the same round, still in phase for the warp primitives).
+#define __launch_bounds__(...)
+
+struct rf_block_ctx {
+    std::vector<rf_warp_ctx> warps;
+    std::vector<char> at_bar;
+};
+rf_block_ctx* rf_tl_block = nullptr;
+
+static inline void __syncthreads() {
+    if (!rf_tl_block) { std::fprintf(stderr, "__syncthreads in a kernel not launched in block mode\n"); std::abort(); }
+    const unsigned t = threadIdx.x;
+    rf_tl_block->at_bar[t] = 1;
+    while (rf_tl_block->at_bar[t]) rf_yield();
+}
+
+template <typename... P, typename... A>
+void rf_launch_block(void (*kernel)(P...), unsigned grid, unsigned block, A... args) {
+    if (block % 32 || block == 0) { std::fprintf(stderr, "block size must be a multiple of 32\n"); std::abort(); }
+    gridDim.x = grid;
+    blockDim.x = block;
+    const size_t stack = 1 << 17;
+    static std::vector<unsigned char*> stacks;
+    while (stacks.size() < block) stacks.push_back(static_cast<unsigned char*>(std::malloc(stack)));
+    rf_lane_body = [&]() { kernel(args...); };
+    rf_block_ctx ctx;
+    ctx.warps.resize(block / 32);
+    for (unsigned b = 0; b < grid; ++b) {
+        std::memset(rf_smem, 0xA5, sizeof(rf_smem));
+        blockIdx.x = b;
+        ctx.at_bar.assign(block, 0);
+        for (unsigned t = 0; t < block; ++t) {
+            rf_warp_ctx& w = ctx.warps[t / 32];
+            const unsigned l = t % 32;
+            w.done[l] = false;
+            getcontext(&w.lane[l]);
+            w.lane[l].uc_stack.ss_sp = stacks[t];
+            w.lane[l].uc_stack.ss_size = stack;
+            w.lane[l].uc_link = &w.sched;
+            makecontext(&w.lane[l], rf_lane_entry, 0);
+        }
+        rf_tl_block = &ctx;
+        for (;;) {
+            bool live = false, all_wait = true;
+            for (unsigned t = 0; t < block; ++t) {
+                rf_warp_ctx& w = ctx.warps[t / 32];
+                const unsigned l = t % 32;
+                if (w.done[l]) continue;
+                rf_tl_warp = &w;
+                w.cur = (int)l;
+                threadIdx.x = t;
+                swapcontext(&w.sched, &w.lane[l]);
+                if (!w.done[l]) {
+                    live = true;
+                    if (!ctx.at_bar[t]) all_wait = false;
+                }
+            }
+            if (!live) break;
+            if (all_wait) std::fill(ctx.at_bar.begin(), ctx.at_bar.end(), 0);
+        }
+        rf_tl_block = nullptr;
+        rf_tl_warp = nullptr;
+        rf_check_smem();
+    }
 }
