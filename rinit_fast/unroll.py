@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _validate
+from . import _backend, _validate
 from .rng import Purpose, _fill, counter_word3, key_words
 
 __all__ = ["unroll", "UnrollResult"]
@@ -60,6 +60,13 @@ class UnrollResult:
         return np.ldexp(self.final_tangent, self.final_tangent_exponent[..., None])
 
 
+def _host(cp, a):
+    """A host copy of a CuPy (or __cuda_array_interface__) array, for the shared validation."""
+    if _backend.is_cupy(a) or hasattr(a, "__cuda_array_interface__"):
+        return cp.asnumpy(cp.asarray(a))
+    return a
+
+
 def _nchunks(R):
     """Work items per matrix: a function of R only (never of the thread count or the batch), so
     the bits of every realisation do not depend on them.  Even, so two cores share one matrix."""
@@ -105,7 +112,16 @@ def unroll(W, steps, *, realizations=1, inputs="gaussian", input_scale=1.0, U=No
     seed : int in [0, 2**64).  start : stream index of the first matrix (chunked studies).
 
     Returns an ``UnrollResult``.  Memory is O(batch·R·(n + K)): neither states nor inputs are stored.
+    The backend follows W: a CuPy W (or a GPU tensor through ``__cuda_array_interface__``) runs
+    kernels/cuda/unroll.cu and gives CuPy arrays (docs/cuda.md, "Unroll kernel").
     """
+    on_gpu = _backend.is_cupy(W) or hasattr(W, "__cuda_array_interface__")
+    if on_gpu:     # validation is shared: it runs on host copies, before any kernel
+        cp = _backend._cupy()
+        W_dev = cp.asarray(W)
+        W, U, b, h0, v0 = (None if a is None else _host(cp, a) for a in (cp.asnumpy(W_dev), U, b, h0, v0))
+        if not (inputs is None or isinstance(inputs, str)):
+            inputs = _host(cp, inputs)
     W3, batched = _validate.unroll_weights(W)
     nb, n = W3.shape[0], W3.shape[1]
     dt = W3.dtype
@@ -190,11 +206,25 @@ def unroll(W, steps, *, realizations=1, inputs="gaussian", input_scale=1.0, U=No
     out_e = np.empty((nb, R), np.int64)
 
     k0, k1 = key_words(seed)
-    from .kernels.cpu import unroll as kern
-    kern.unroll(W3, UT, bias, xarr, G0, E0, V0, EV0, steps, record_every, _MODE[mode], _NONLIN[nonlin],
-                int(tangent), _nchunks(R), e_floor, d, k0, k1, np.uint64(start),
-                counter_word3(Purpose.INPUTS, 0), dt.type(sigma), out_log, out_tlog, out_g, out_e,
-                out_v, out_ev)
+    if on_gpu:
+        _validate.memory(nbytes + nb * (n + d) * (n + 4) * dt.itemsize,
+                         f"unroll(W {tuple(W3.shape)}, steps={steps}, realizations={R})", backend="cuda")
+        from .kernels.cuda import unroll_launch as gkern
+        W_dev = W_dev.reshape(W3.shape) if W_dev.dtype == dt else cp.asarray(W3)
+        UT, bias, xarr, G0, E0, V0, EV0 = (cp.ascontiguousarray(cp.asarray(a))
+                                           for a in (UT, bias, xarr, G0, E0, V0, EV0))
+        out_log, out_tlog, out_g, out_e, out_v, out_ev = (cp.empty(a.shape, a.dtype) for a in (
+            out_log, out_tlog, out_g, out_e, out_v, out_ev))
+        gkern.unroll(W_dev, UT, bias, xarr, G0, E0, V0, EV0, steps, record_every, _MODE[mode],
+                     _NONLIN[nonlin], int(tangent), e_floor, d, k0, k1, np.uint64(start),
+                     counter_word3(Purpose.INPUTS, 0), dt.type(sigma), out_log, out_tlog, out_g, out_e,
+                     out_v, out_ev)
+    else:
+        from .kernels.cpu import unroll as kern
+        kern.unroll(W3, UT, bias, xarr, G0, E0, V0, EV0, steps, record_every, _MODE[mode],
+                    _NONLIN[nonlin], int(tangent), _nchunks(R), e_floor, d, k0, k1, np.uint64(start),
+                    counter_word3(Purpose.INPUTS, 0), dt.type(sigma), out_log, out_tlog, out_g, out_e,
+                    out_v, out_ev)
 
     def shape(a):
         return a if batched else a[0]
