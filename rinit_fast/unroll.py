@@ -63,7 +63,7 @@ class UnrollResult:
 def _host(cp, a):
     """A host copy of a CuPy (or __cuda_array_interface__) array, for the shared validation."""
     if _backend.is_cupy(a) or hasattr(a, "__cuda_array_interface__"):
-        return cp.asnumpy(cp.asarray(a))
+        return cp.asarray(a).get()
     return a
 
 
@@ -119,7 +119,7 @@ def unroll(W, steps, *, realizations=1, inputs="gaussian", input_scale=1.0, U=No
     if on_gpu:     # validation is shared: it runs on host copies, before any kernel
         cp = _backend._cupy()
         W_dev = cp.asarray(W)
-        W, U, b, h0, v0 = (None if a is None else _host(cp, a) for a in (cp.asnumpy(W_dev), U, b, h0, v0))
+        W, U, b, h0, v0 = (None if a is None else _host(cp, a) for a in (W_dev.get(), U, b, h0, v0))
         if not (inputs is None or isinstance(inputs, str)):
             inputs = _host(cp, inputs)
     W3, batched = _validate.unroll_weights(W)

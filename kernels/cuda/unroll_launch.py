@@ -85,10 +85,7 @@ def plan(nb, R, n, du, dtype, tangent, *, sms, smem_limit, realizations_per_bloc
         rpb = max(1, min(int(realizations_per_block), R))
         nchunks = -(-R // rpb)
     else:
-        nchunks = -(-R // rp_max)
-        # enough blocks for every SM, chunks of at least RT realisations
-        if nb * nchunks < sms:
-            nchunks = max(nchunks, min(-(-sms // nb), -(-R // RT)))
+        nchunks = _best_chunks(nb, R, RT, rp_max, sms, streamed=not (n <= 256 and smem(RT, True) <= smem_limit))
     Rc = -(-R // nchunks)
     Rp = -(-Rc // RT) * RT
     if Rp > rp_max:
@@ -100,8 +97,28 @@ def plan(nb, R, n, du, dtype, tangent, *, sms, smem_limit, realizations_per_bloc
         tiles = (Rp // RT) * (npad // IT)
         passes = -(-tiles // MAX_BLOCK)
         per_pass = -(-tiles // passes)
-        block = min(MAX_BLOCK, max(64, -(-max(per_pass, LANES * Rc) // 32) * 32))
+        if tiles > MAX_BLOCK:       # the product dominates: every pass of tiles (nearly) full
+            block = -(-per_pass // 32) * 32
+        else:                       # one pass; enough threads for the 16 norm lanes of every realisation
+            block = min(MAX_BLOCK, max(64, -(-max(tiles, LANES * Rc) // 32) * 32))
     return nchunks, Rp, ws, int(block), smem(Rp, ws)
+
+
+def _best_chunks(nb, R, RT, rp_max, sms, streamed):
+    """Chunks per matrix minimising a simple model of the busiest SM's work per step:
+    ceil(blocks / SMs) blocks of max(Rp, R_min) realisation-columns each.  R_min = 24 when W is streamed
+    from L2 (below that a block's FMAs per byte of W, Rp/2, fall under what L2 can feed an SM),
+    RT when W sits in shared memory.  Ties go to fewer chunks (less W traffic, fewer blocks)."""
+    rmin = 24 if streamed else RT
+    best = None
+    for c in range(-(-R // rp_max), min(R, 256) + 1):
+        Rp = -(-(-(-R // c)) // RT) * RT
+        if Rp > rp_max:
+            continue
+        cost = -(-(nb * c) // sms) * max(Rp, rmin)
+        if best is None or cost < best[0]:
+            best = (cost, c)
+    return best[1]
 
 
 def _kernel(dt, tangent):
