@@ -53,3 +53,22 @@ def test_unroll_gpu_suite_on_the_emulator(fake_env, tmp_path):
     tail = (r.stdout + r.stderr)[-4000:]
     assert r.returncode == 0, tail
     assert " passed" in r.stdout and " skipped" not in r.stdout.strip().split("\n")[-1], tail
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not on PATH")
+def test_unroll_ptx_keeps_ieee_float32(tmp_path):
+    """CuPy compiles with -ftz=true: no float32 arithmetic or conversion of unroll.cu may flush
+    subnormals (the CPU keeps them), and the only fused operations are the explicit round-to-nearest
+    FMAs of the product chain (the CPU's llvm.fma) and the header's exact ones, even with --fmad=true."""
+    import importlib.resources as ir
+    import re
+    d = Path(str(ir.files("rinit_fast.kernels.cuda")))
+    out = tmp_path / "u.ptx"
+    r = subprocess.run(["nvcc", "-arch=compute_90", "-std=c++17", "-I", str(d), "-ptx", "--fmad=true",
+                        "-ftz=true", str(d / "unroll.cu"), "-o", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    ops = re.findall(r"^\s+((?:fma|mad|mul|add|sub|div|sqrt|neg|abs|cvt)\.[\w.]+)", out.read_text(), re.M)
+    flushing = [o for o in ops if ".ftz" in o]
+    assert not flushing, sorted(set(flushing))
+    fused = {o for o in ops if o.startswith("fma") or (o.startswith("mad") and ".f" in o)}
+    assert fused <= {"fma.rn.f32", "fma.rn.f64"}, fused

@@ -462,7 +462,7 @@ __device__ __forceinline__ void rf_unroll_body(
                 const T* ap = cur + ra;
                 const T* vp = vcur + ra;
                 const T* bp = B + ia;
-#pragma unroll 4
+#pragma unroll (TANGENT ? 2 : 4)   /* 4 spills registers with the tangent's 2nd accumulator tile */
                 for (rf_u64 k = 0; k < n; ++k) {
                     T av[RT], bv[IT];
                     rf_ld<T, RT>::load(ap, av);

@@ -85,7 +85,7 @@ def plan(nb, R, n, du, dtype, tangent, *, sms, smem_limit, realizations_per_bloc
         rpb = max(1, min(int(realizations_per_block), R))
         nchunks = -(-R // rpb)
     else:
-        nchunks = _best_chunks(nb, R, RT, rp_max, sms, streamed=not (n <= 256 and smem(RT, True) <= smem_limit))
+        nchunks = _best_chunks(nb, R, RT, rp_max, sms, not (n <= 256 and smem(RT, True) <= smem_limit), npad)
     Rc = -(-R // nchunks)
     Rp = -(-Rc // RT) * RT
     if Rp > rp_max:
@@ -104,19 +104,23 @@ def plan(nb, R, n, du, dtype, tangent, *, sms, smem_limit, realizations_per_bloc
     return nchunks, Rp, ws, int(block), smem(Rp, ws)
 
 
-def _best_chunks(nb, R, RT, rp_max, sms, streamed):
+def _best_chunks(nb, R, RT, rp_max, sms, streamed, npad):
     """Chunks per matrix minimising a simple model of the busiest SM's work per step:
-    ceil(blocks / SMs) blocks of max(Rp, R_min) realisation-columns each.  R_min = 24 when W is streamed
-    from L2 (below that a block's FMAs per byte of W, Rp/2, fall under what L2 can feed an SM),
-    RT when W sits in shared memory.  Ties go to fewer chunks (less W traffic, fewer blocks)."""
+    ceil(blocks / SMs) blocks of max(Rp, R_min) / u realisation-columns each, where R_min = 24 when W
+    is streamed from L2 (below that a block's FMAs per byte of W, Rp/2, fall under what L2 can feed an
+    SM), RT when W sits in shared memory, and u the lane utilisation of the product's last warp of tiles
+    (tiles / whole warps of tiles; small n).  Ties: fewer chunks when W is streamed (less W traffic),
+    more when it is in shared memory (more resident blocks hide the per-step barriers and reductions)."""
     rmin = 24 if streamed else RT
     best = None
     for c in range(-(-R // rp_max), min(R, 256) + 1):
         Rp = -(-(-(-R // c)) // RT) * RT
         if Rp > rp_max:
             continue
-        cost = -(-(nb * c) // sms) * max(Rp, rmin)
-        if best is None or cost < best[0]:
+        tiles = (Rp // RT) * (npad // IT)
+        util = 1.0 if tiles >= MAX_BLOCK else tiles / (-(-tiles // 32) * 32)
+        cost = -(-(nb * c) // sms) * max(Rp, rmin) / util
+        if best is None or cost < best[0] - 1e-9 or (abs(cost - best[0]) <= 1e-9 and not streamed):
             best = (cost, c)
     return best[1]
 
