@@ -82,7 +82,7 @@ def plan(nb, R, n, du, dtype, tangent, *, sms, smem_limit, realizations_per_bloc
     while smem(rp_max + RT, False) <= smem_limit:
         rp_max += RT
     if realizations_per_block is not None:
-        rpb = max(1, min(int(realizations_per_block), R))
+        rpb = max(1, min(int(realizations_per_block), R, rp_max))   # at most what fits
         nchunks = -(-R // rpb)
     else:
         nchunks = _best_chunks(nb, R, RT, rp_max, sms, not (n <= 256 and smem(RT, True) <= smem_limit), npad)
