@@ -190,7 +190,8 @@ def propagate(scheme, width, depth, *, activation, batch=1, samples=32, seed=0, 
         them go through the network together, so each generated weight serves ``samples`` inputs.
     seed, start : int
         The stream's key and the first network index.
-    backend : "cpu" ("cuda" is not implemented yet).
+    backend : "cpu" or "cuda" (kernels/cuda/propagate.cu; the statistics come back as NumPy arrays
+        either way; docs/cuda.md "Propagate kernels").
     gain : float
         Multiplies the scheme's standard deviation (or bound, or constant).
     bias_std : float
@@ -231,9 +232,6 @@ def propagate(scheme, width, depth, *, activation, batch=1, samples=32, seed=0, 
     dt = _validate.real_dtype(dtype, "dtype")
     if checkpoint is not None:
         checkpoint = _validate.positive_int(checkpoint, "checkpoint")
-    if backend == "cuda":
-        raise NotImplementedError('propagate: backend="cuda" is not implemented yet; use backend="cpu"')
-
     fam = _family(draw, name)
     maxw = max(width, in_width)
     pr = _panel_rows(width, in_width)
@@ -246,6 +244,10 @@ def propagate(scheme, width, depth, *, activation, batch=1, samples=32, seed=0, 
     k0, k1 = key_words(seed)
     c3 = {p: counter_word3(p, 0) for p in (Purpose.WEIGHTS, Purpose.PROP_BIAS, Purpose.PROP_INPUT,
                                            Purpose.PROP_GRAD)}
+
+    if backend == "cuda":
+        _propagate_cuda(stats, config, fam, draw0, draw, checkpoint, scheme_params)
+        return PropagateResult.from_networks(stats, config)
 
     if fam is None:  # orthogonal: materialise each layer (QR), layer-major over chunks of networks
         chunk = min(batch, _ORTHO_CHUNK)
@@ -284,6 +286,48 @@ def propagate(scheme, width, depth, *, activation, batch=1, samples=32, seed=0, 
     with _blas_one_thread():
         _run(task, batch, _nthreads())
     return PropagateResult.from_networks(stats, config)
+
+
+def _propagate_cuda(stats, config, fam, draw0, draw, checkpoint, params):
+    """backend="cuda": kernels/cuda/propagate.cu through kernels/cuda/propagate_launch.py (docs/cuda.md,
+    "Propagate kernels").  Same streams, same statistics; the statistics come back as NumPy arrays."""
+    from .kernels.cuda import propagate_launch as pl
+    name, width, depth, in_width = config["scheme"], config["width"], config["depth"], config["in_width"]
+    batch, samples, seed, start = config["batch"], config["samples"], config["seed"], config["start"]
+    dt = np.dtype(config["dtype"])
+    isz = dt.itemsize
+    maxw = max(width, in_width)
+    if checkpoint is None:
+        store = batch * isz * samples * depth * width
+        seg = depth if store <= _STORE_BUDGET else max(1, math.isqrt(depth - 1) + 1)
+    else:
+        seg = min(checkpoint, depth)
+    per = pl.bytes_per_network(width, in_width, depth, samples, seg, isz)
+    if fam is None:  # orthogonal: one materialised layer per network of the chunk (+ cuSOLVER's float64 QR)
+        per += 4 * 8 * width * maxw
+        chunk = min(batch, _ORTHO_CHUNK)
+    else:
+        free = _backend.available_memory("cuda")
+        chunk = max(1, min(batch, int(0.5 * free) // max(1, per)))
+    _validate.memory(chunk * per + stats.nbytes, f"propagate({name!r}, width={width}, depth={depth}, "
+                     f"samples={samples}, checkpoint={seg}) on the GPU", backend="cuda")
+    config["checkpoint"] = seg
+    k0, k1 = key_words(seed)
+    weights = None
+    code, mul, add = (0, 1.0, 0.0) if fam is None else fam
+    if fam is None:
+        from .sampling import sample
+
+        def weights(c0, nb, layer):
+            fi = in_width if layer == 0 else width
+            return sample(name, (width, fi), batch=nb, seed=seed, start=start + c0, layer=layer, dtype=dt,
+                          gain=config["gain"], backend="cuda", **params)
+    pl.propagate(stats, width=width, in_width=in_width, depth=depth, samples=samples,
+                 act=_ACT_CODE[config["activation"]], k0=int(k0), k1=int(k1), start=start,
+                 c3w=int(counter_word3(Purpose.WEIGHTS, 0)), c3b=int(counter_word3(Purpose.PROP_BIAS, 0)),
+                 c3x=int(counter_word3(Purpose.PROP_INPUT, 0)), c3g=int(counter_word3(Purpose.PROP_GRAD, 0)),
+                 family=code, mul=mul, add=add, scale0=draw0.scale, scale=draw.scale,
+                 bias_std=config["bias_std"], dtype=dt, seg=seg, chunk=chunk, weights=weights)
 
 
 def _propagate_given(stats, name, width, in_width, depth, samples, act, seed, start, gain, bias_std, dt, pr,

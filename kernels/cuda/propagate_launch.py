@@ -1,0 +1,192 @@
+"""Python side of kernels/cuda/propagate.cu: plan the chunks of networks, allocate the states, launch the
+per-layer kernels (docs/cuda.md "Propagate kernels").
+
+:func:`propagate` is called by ``rinit_fast.propagate`` after the shared validation, with the same
+quantities the CPU kernel gets, and fills ``stats`` (a host (batch, depth, 8) float64 array, columns
+``STAT_FIELDS``).  Networks run in chunks of ``nb`` (all of them when they fit): every launch covers the
+whole chunk, so even ``batch = 1`` spreads over the GPU by tiles of rows and samples.
+
+Memory on the device, per network of a chunk (``isz`` bytes per value, S = samples, M = max(width,
+in_width)): X, G, G2 (M·S each), Z (width·S), D (seg·width·S: f'(z) of a segment of layers), checkpoints
+((depth/seg)·M·S when seg < depth), 5·S float64 column sums and depth·8 float64 statistics.  Weights:
+never more than one BM×BK tile per resident block (shared memory), except for orthogonal schemes, whose
+layer is materialised for the chunk (nb·width·M values) by rf.sample(backend="cuda").
+
+Launch configuration: the GEMM kernels use 256 threads per block (their thread -> entry map needs it);
+the others honour ``loader.launch_config(block=...)`` / ``RINIT_FAST_CUDA_BLOCK``.  The grid of every
+kernel follows ``loader.launch_config(grid=...)`` / ``RINIT_FAST_CUDA_GRID`` (all kernels loop
+block-stride or grid-stride over their items, so no choice changes a bit).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import loader
+
+FILE = "propagate.cu"
+BM = BN = BK = 32          # RF_PG_BM / RF_PG_BN / RF_PG_BK
+GEMM_THREADS = 256         # RF_PG_THREADS
+NSTAT = 8
+NCOL = 5
+_PLAN = ("nb", "width", "in_width", "maxw", "samples", "family", "k0", "k1", "c2_start", "act", "seg", "depth",
+         "c3x", "c3g")     # RF_PG_* order
+
+
+def _sfx(dt):
+    return "f32" if np.dtype(dt) == np.float32 else "f64"
+
+
+def _kernel(name, dt):
+    return loader.get_function(FILE, f"{name}_{_sfx(dt)}" if name != "rf_pg_combine" else name)
+
+
+def _sms():
+    cp = loader._cupy()
+    try:
+        return int(cp.cuda.Device().attributes.get("MultiProcessorCount", 1)) or 1
+    except Exception:  # pragma: no cover (attribute query failed: any grid is correct)
+        return 1
+
+
+def smem_bytes(kind, itemsize):
+    """Dynamic shared memory of a GEMM-type kernel (the layouts in propagate.cu)."""
+    if kind == "forward":
+        return (BM * BK + BK * BN + BM) * itemsize
+    if kind == "backward":
+        return (BK * BM + BK * BN) * itemsize
+    return BM * BK * itemsize
+
+
+def bytes_per_network(width, in_width, depth, samples, seg, itemsize):
+    """Device bytes one network of a chunk needs (see the module docstring)."""
+    maxw = max(width, in_width)
+    nseg = -(-depth // seg)
+    ck = nseg if nseg > 1 else 0
+    return (itemsize * samples * (3 * maxw + width + seg * width + ck * maxw)
+            + 8 * NCOL * samples + 8 * NSTAT * depth)
+
+
+def _grid(items, sms, per_sm):
+    g = loader._launch["grid"] or loader._env_int("RINIT_FAST_CUDA_GRID") or min(items, sms * per_sm)
+    return max(1, min(int(g), max(1, items)))
+
+
+def _block_elementwise():
+    b = loader._launch["block"] or loader._env_int("RINIT_FAST_CUDA_BLOCK") or 128
+    if not (32 <= b <= 1024 and b % 32 == 0):
+        raise ValueError(f"propagate: the block size must be a multiple of 32 in [32, 1024], got {b}")
+    return int(b)
+
+
+class _Launcher:
+    """The kernels of one dtype with their launch shapes."""
+
+    def __init__(self, dt, nb, width, maxw, samples):
+        self.dt = np.dtype(dt)
+        self.sms = _sms()
+        self.nb, self.width, self.maxw, self.S = nb, width, maxw, samples
+        self.blk = _block_elementwise()
+        self.k = {n: _kernel(n, dt) for n in ("rf_pg_forward", "rf_pg_backward", "rf_pg_activate",
+                                              "rf_pg_gradsum", "rf_pg_inputs", "rf_pg_combine")}
+
+    def gemm(self, name, rows, args):
+        tiles = self.nb * -(-rows // BM) * -(-self.S // BN)
+        kind = "forward" if name == "rf_pg_forward" else "backward"
+        self.k[name]((_grid(tiles, self.sms, 8),), (GEMM_THREADS,), args,
+                     shared_mem=smem_bytes(kind, self.dt.itemsize))
+
+    def elementwise(self, name, n, args):
+        g = _grid(-(-n // self.blk), self.sms, 16)
+        self.k[name]((g,), (self.blk,), args)
+
+
+def _plan_array(cp, **kw):
+    return cp.asarray(np.array([int(kw[k]) & ((1 << 64) - 1) for k in _PLAN], dtype=np.uint64))
+
+
+def propagate(stats, *, width, in_width, depth, samples, act, k0, k1, start, c3w, c3b, c3x, c3g, family, mul,
+              add, scale0, scale, bias_std, dtype, seg, chunk, weights=None):
+    """Fill ``stats`` (host, (batch, depth, 8) float64) for networks start .. start+batch-1.
+
+    ``family`` is the kernel family code (0 normal, 1 uniform, 2 truncated, 3 constant; ignored when
+    ``weights`` is given); ``weights(c0, nb, layer)`` -> a CuPy (nb, width, fan_in) array of layer
+    ``layer`` of networks start+c0 .. start+c0+nb-1 (orthogonal: materialised), or None to generate them
+    in the kernels.  ``seg`` layers per backward segment (seg >= depth: f'(z) of every layer stored),
+    ``chunk`` networks per chunk.
+    """
+    cp = loader._cupy()
+    dt = np.dtype(dtype)
+    T = dt.type
+    batch = stats.shape[0]
+    maxw = max(width, in_width)
+    S = samples
+    seg = min(seg, depth)
+    nseg = -(-depth // seg)
+    u64, u32 = np.uint64, np.uint32
+    dummy = cp.zeros(1, dtype=dt)
+    for c0 in range(0, batch, chunk):
+        nb = min(chunk, batch - c0)
+        L = _Launcher(dt, nb, width, maxw, S)
+        plan = _plan_array(cp, nb=nb, width=width, in_width=in_width, maxw=maxw, samples=S, family=family,
+                           k0=k0, k1=k1, c2_start=start + c0, act=act, seg=seg, depth=depth, c3x=c3x, c3g=c3g)
+        X = cp.zeros((nb, maxw, S), dtype=dt)
+        G = cp.zeros((nb, maxw, S), dtype=dt)
+        G2 = cp.zeros((nb, maxw, S), dtype=dt)
+        Z = cp.zeros((nb, width, S), dtype=dt)
+        D = cp.zeros((nb, seg, width, S), dtype=dt)
+        ck = cp.zeros((nb, nseg, maxw, S), dtype=dt) if nseg > 1 else None
+        cols = cp.zeros((nb, NCOL, S), dtype=np.float64)
+        st = cp.zeros((nb, depth, NSTAT), dtype=np.float64)
+        L.elementwise("rf_pg_inputs", nb * (in_width + width) * S, (X, G, plan))
+
+        def forward(layer, slot, with_stats):
+            fi = in_width if layer == 0 else width
+            W = weights(c0, nb, layer) if weights is not None else None
+            flags = (1 if W is not None else 0) | (2 if bias_std != 0 else 0)
+            sc = scale0 if layer == 0 else scale
+            L.gemm("rf_pg_forward", width,
+                   (dummy if W is None else W, X, Z, plan, u64(fi), u32(c3w + layer), u32(c3b + layer), u64(flags),
+                    T(mul), T(add), T(sc), T(bias_std)))
+            L.elementwise("rf_pg_activate", nb * S, (Z, X, D, cols, plan, u64(slot), u64(1 if with_stats else 0)))
+            if with_stats:
+                L.elementwise("rf_pg_combine", nb, (cols, st, plan, u64(layer), u64(0), u64(fi)))
+
+        for layer in range(depth):
+            if nseg > 1 and layer % seg == 0:
+                fi = in_width if layer == 0 else width
+                ck[:, layer // seg, :fi] = X[:, :fi]
+            forward(layer, layer % seg, True)
+        for sg in range(nseg - 1, -1, -1):
+            l0, l1 = sg * seg, min(depth, (sg + 1) * seg)
+            if nseg > 1:
+                fi0 = in_width if l0 == 0 else width
+                X[:, :fi0] = ck[:, sg, :fi0]
+                for layer in range(l0, l1):
+                    forward(layer, layer - l0, False)
+            for layer in range(l1 - 1, l0 - 1, -1):
+                fi = in_width if layer == 0 else width
+                W = weights(c0, nb, layer) if weights is not None else None
+                sc = scale0 if layer == 0 else scale
+                L.gemm("rf_pg_backward", fi,
+                       (dummy if W is None else W, D, G, G2, plan, u64(fi), u32(c3w + layer), u64(layer - l0),
+                        u64(1 if W is not None else 0), T(mul), T(add), T(sc)))
+                L.elementwise("rf_pg_gradsum", nb * S, (G2, cols, plan, u64(fi)))
+                L.elementwise("rf_pg_combine", nb, (cols, st, plan, u64(layer), u64(1), u64(fi)))
+                G, G2 = G2, G
+        stats[c0:c0 + nb] = cp.asnumpy(st) if hasattr(cp, "asnumpy") else st.get()
+
+
+def layer_weights(nb, width, fi, *, k0, k1, start, c3w, family, mul, add, scale, dtype):
+    """W_l of networks start .. start+nb-1 exactly as the GEMM kernels generate them (a CuPy
+    (nb, width, fi) array; tests compare it with rf.sample bit for bit)."""
+    cp = loader._cupy()
+    dt = np.dtype(dtype)
+    T = dt.type
+    out = cp.zeros((nb, width, fi), dtype=dt)
+    plan = _plan_array(cp, nb=nb, width=width, in_width=fi, maxw=max(width, fi), samples=1, family=family, k0=k0,
+                       k1=k1, c2_start=start, act=0, seg=1, depth=1, c3x=0, c3g=0)
+    k = _kernel("rf_pg_layer_weights", dt)
+    items = nb * -(-width // BM) * -(-fi // BK)
+    k((_grid(items, _sms(), 8),), (GEMM_THREADS,), (out, plan, np.uint64(fi), np.uint32(c3w), T(mul), T(add),
+                                                     T(scale)), shared_mem=smem_bytes("weights", dt.itemsize))
+    return out
