@@ -34,14 +34,17 @@ def fake_env(tmp_path_factory):
     cuda_dir = str(ir.files("rinit_fast.kernels.cuda"))
     lib = tmp_path_factory.mktemp("emu") / "libemu_unroll.so"
     cmd = [cxx, "-std=c++17", "-O2", "-ffp-contract=off", "-fPIC", "-shared", "-w", "-I", cuda_dir,
-           "-I", str(HERE / "cuda_host"), str(HERE / "cuda_host" / "emulate_unroll_lib.cpp"), "-o", str(lib)]
+           "-I", str(HERE / "cuda_host"), str(HERE / "cuda_host" / "emulate_unroll_lib.cpp"),
+           "-o", str(lib)]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0 and "ucontext" in r.stderr:
         pytest.skip("no <ucontext.h> for the warp emulation")
     assert r.returncode == 0, r.stderr
+    fake = str(HERE / "cuda_host" / "fake_cupy")
     env = dict(os.environ, RINIT_FAST_EMU_LIB=str(lib),
-               PYTHONPATH=os.pathsep.join([str(HERE / "cuda_host" / "fake_cupy"), os.environ.get("PYTHONPATH", "")]))
-    for k in ("RINIT_FAST_CUDA_BLOCK", "RINIT_FAST_CUDA_GRID", "RINIT_FAST_UNROLL_RPB", "RINIT_FAST_UNROLL_WSMEM"):
+               PYTHONPATH=os.pathsep.join([fake, os.environ.get("PYTHONPATH", "")]))
+    for k in ("RINIT_FAST_CUDA_BLOCK", "RINIT_FAST_CUDA_GRID", "RINIT_FAST_UNROLL_RPB",
+              "RINIT_FAST_UNROLL_WSMEM"):
         env.pop(k, None)
     return env
 
