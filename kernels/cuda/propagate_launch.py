@@ -190,3 +190,80 @@ def layer_weights(nb, width, fi, *, k0, k1, start, c3w, family, mul, add, scale,
     k((_grid(items, _sms(), 8),), (GEMM_THREADS,), (out, plan, np.uint64(fi), np.uint32(c3w), T(mul), T(add),
                                                      T(scale)), shared_mem=smem_bytes("weights", dt.itemsize))
     return out
+
+
+# --- single steps, for tests (tests/test_cuda_propagate.py compares each with the CPU's helper) ---------
+def _test_plan(cp, nb, width, in_width, samples, act=0, seg=1, depth=1, k0=0, k1=0, start=0, c3x=0, c3g=0):
+    return _plan_array(cp, nb=nb, width=width, in_width=in_width, maxw=max(width, in_width), samples=samples,
+                       family=0, k0=k0, k1=k1, c2_start=start, act=act, seg=seg, depth=depth, c3x=c3x, c3g=c3g)
+
+
+def draw_inputs(nb, width, in_width, samples, *, k0, k1, start, c3x, c3g, dtype):
+    """(X, G) of networks start .. start+nb-1 as rf_pg_inputs draws them: CuPy (nb, maxw, samples)."""
+    cp = loader._cupy()
+    dt = np.dtype(dtype)
+    maxw = max(width, in_width)
+    X = cp.zeros((nb, maxw, samples), dtype=dt)
+    G = cp.zeros((nb, maxw, samples), dtype=dt)
+    L = _Launcher(dt, nb, width, maxw, samples)
+    L.elementwise("rf_pg_inputs", nb * (in_width + width) * samples,
+                  (X, G, _test_plan(cp, nb, width, in_width, samples, k0=k0, k1=k1, start=start, c3x=c3x, c3g=c3g)))
+    return X, G
+
+
+def activate(Z, act):
+    """One forward activation with statistics on CuPy Z (nb, width, S): (X, D, stats (nb, 8)), as
+    kernels/cpu/propagate.py ``activate`` computes them (columns 0..6)."""
+    cp = loader._cupy()
+    dt = np.dtype(Z.dtype)
+    nb, width, S = (int(v) for v in Z.shape)
+    X = cp.zeros((nb, width, S), dtype=dt)
+    D = cp.zeros((nb, 1, width, S), dtype=dt)
+    cols = cp.zeros((nb, NCOL, S), dtype=np.float64)
+    st = cp.zeros((nb, 1, NSTAT), dtype=np.float64)
+    plan = _test_plan(cp, nb, width, width, S, act=act)
+    L = _Launcher(dt, nb, width, width, S)
+    L.elementwise("rf_pg_activate", nb * S, (Z, X, D, cols, plan, np.uint64(0), np.uint64(1)))
+    L.elementwise("rf_pg_combine", nb, (cols, st, plan, np.uint64(0), np.uint64(0), np.uint64(width)))
+    return X, D[:, 0], st[:, 0]
+
+
+def grad_stat(G2):
+    """grad_var of CuPy G2 (nb, fi, S) as kernels/cpu/propagate.py ``grad_stat``: (nb,) float64."""
+    cp = loader._cupy()
+    dt = np.dtype(G2.dtype)
+    nb, fi, S = (int(v) for v in G2.shape)
+    cols = cp.zeros((nb, NCOL, S), dtype=np.float64)
+    st = cp.zeros((nb, 1, NSTAT), dtype=np.float64)
+    plan = _test_plan(cp, nb, fi, fi, S)
+    L = _Launcher(dt, nb, fi, fi, S)
+    L.elementwise("rf_pg_gradsum", nb * S, (G2, cols, plan, np.uint64(fi)))
+    L.elementwise("rf_pg_combine", nb, (cols, st, plan, np.uint64(0), np.uint64(1), np.uint64(fi)))
+    return st[:, 0, 7]
+
+
+def gemm_given(W, A, backward=False, D=None):
+    """The GEMM kernels on given weights W (nb, width, fi): forward W @ A (A: (nb, fi, S)), or backward
+    W^T (D * A) (A, D: (nb, width, S); D defaults to ones).  CuPy result (nb, rows, S)."""
+    cp = loader._cupy()
+    dt = np.dtype(W.dtype)
+    T = dt.type
+    nb, width, fi = (int(v) for v in W.shape)
+    S = int(A.shape[2])
+    maxw = max(width, fi)
+    plan = _test_plan(cp, nb, width, fi, S)
+    L = _Launcher(dt, nb, width, maxw, S)
+    Ap = cp.zeros((nb, maxw, S), dtype=dt)
+    out = cp.zeros((nb, maxw, S), dtype=dt)
+    one = T(1)
+    if not backward:
+        Ap[:, :fi] = A
+        Z = cp.zeros((nb, width, S), dtype=dt)
+        L.gemm("rf_pg_forward", width, (W, Ap, Z, plan, np.uint64(fi), np.uint32(0), np.uint32(0), np.uint64(1),
+                                        one, one, one, T(0)))
+        return Z
+    Ap[:, :width] = A
+    Dp = cp.ones((nb, 1, width, S), dtype=dt) if D is None else cp.ascontiguousarray(D.reshape(nb, 1, width, S))
+    L.gemm("rf_pg_backward", fi, (W, Dp, Ap, out, plan, np.uint64(fi), np.uint32(0), np.uint64(0), np.uint64(1),
+                                  one, one, one))
+    return out[:, :fi]

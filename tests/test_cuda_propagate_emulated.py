@@ -1,0 +1,55 @@
+"""tests/test_cuda_propagate.py (the GPU tests of rf.propagate's CUDA backend) run on the CPU: the real
+kernels of kernels/cuda/propagate.cu (and sampling.cu, for the orthogonal layers rf.sample draws),
+compiled as host C++ against tests/cuda_host/cuda_shim.h (the GEMM kernels in block mode: every thread
+of a block a coroutine, so a missing __syncthreads shows up as wrong values), behind the fake CuPy of
+tests/cuda_host/fake_cupy.
+
+This exercises the whole backend="cuda" path of rf.propagate: the shared validation and planning in
+rinit_fast/propagate.py, kernels/cuda/propagate_launch.py, the exact C types of every kernel argument,
+the shared-memory sizes (the emulator flags a write past the launch's dynamic shared memory), the tile
+edges, and the arithmetic (the host build performs the device code's IEEE operations; FMAs are the C
+library's correctly rounded fma, as the GPU's; float64 tanh/exp are the host libm's, as the CPU
+backend's, so here even those match bit for bit).  What it cannot check: NVRTC's code generation and the
+hardware (tests/test_cuda_compile.py compiles the file and reads the PTX), CuPy's real semantics, and
+speed.  Skips without a C++ compiler.
+"""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+SUBSET = "not gpu_only"     # depth 50 at width 256 is left to the GPU (half a minute here)
+
+
+@pytest.fixture(scope="module")
+def fake_env(tmp_path_factory):
+    cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("clang++")
+    if not cxx:
+        pytest.skip("no C++ compiler on PATH")
+    import importlib.resources as ir
+    cuda_dir = str(ir.files("rinit_fast.kernels.cuda"))
+    lib = tmp_path_factory.mktemp("emu") / "libemu_propagate.so"
+    cmd = [cxx, "-std=c++17", "-O2", "-ffp-contract=off", "-fPIC", "-shared", "-w", "-I", cuda_dir,
+           "-I", str(HERE / "cuda_host"), str(HERE / "cuda_host" / "emulate_propagate_lib.cpp"), "-o", str(lib)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0 and "ucontext" in r.stderr:
+        pytest.skip("no <ucontext.h> for the warp emulation")
+    assert r.returncode == 0, r.stderr
+    env = dict(os.environ, RINIT_FAST_EMU_LIB=str(lib),
+               PYTHONPATH=os.pathsep.join([str(HERE / "cuda_host" / "fake_cupy"), os.environ.get("PYTHONPATH", "")]))
+    for k in ("RINIT_FAST_CUDA_BLOCK", "RINIT_FAST_CUDA_GRID"):
+        env.pop(k, None)
+    return env
+
+
+def test_propagate_gpu_suite_on_the_emulator(fake_env, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+                        str(HERE / "test_cuda_propagate.py"), "-k", SUBSET, "-W", "ignore", "-rs"],
+                       capture_output=True, text=True, env=fake_env, cwd=str(tmp_path), timeout=1500)
+    tail = (r.stdout + r.stderr)[-4000:]
+    assert r.returncode == 0, tail
+    assert " passed" in r.stdout and " skipped" not in r.stdout.strip().split("\n")[-1], tail
