@@ -3,7 +3,8 @@
 A stack ``x_{l+1} = f(W_l x_l + b_l)``, l = 0 .. depth-1, with a fresh matrix per layer: layer ``l`` of
 network ``j`` is ``rf.sample(scheme, (width, fan_in), seed=seed, start=j, layer=l)`` (fan_in =
 ``in_width`` for layer 0, ``width`` after), regenerated inside the kernel and never stored whole.
-Validate → plan → call the kernel of kernels/cpu/propagate.py.
+Validate → plan → call the kernel of kernels/cpu/propagate.py (or, backend="cuda", kernels/cuda/propagate.cu
+through kernels/cuda/propagate_launch.py).
 """
 from __future__ import annotations
 

@@ -53,3 +53,34 @@ def test_propagate_gpu_suite_on_the_emulator(fake_env, tmp_path):
     tail = (r.stdout + r.stderr)[-4000:]
     assert r.returncode == 0, tail
     assert " passed" in r.stdout and " skipped" not in r.stdout.strip().split("\n")[-1], tail
+
+
+def test_propagate_ptx_keeps_ieee_float32(tmp_path):
+    """PTX of propagate.cu with the compiler free to contract and flush (--fmad=true -ftz=true): the
+    float32 kernels and rf_pg_combine have no flushing float operation and no fused one other than the
+    deliberate fma.rn (the GEMM chains); the float64 kernels' only .ftz float32 instructions are
+    libdevice's own inside tanh/exp (rf_pg_activate_f64).  Skips without nvcc."""
+    import re
+    nvcc = shutil.which("nvcc")
+    if not nvcc:
+        pytest.skip("no nvcc")
+    import importlib.resources as ir
+    d = Path(str(ir.files("rinit_fast.kernels.cuda")))
+    out = tmp_path / "p.ptx"
+    r = subprocess.run([nvcc, "-arch=compute_90", "-std=c++17", "-I", str(d), "-ptx", "--fmad=true", "-ftz=true",
+                        str(d / "propagate.cu"), "-o", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    ptx = out.read_text()
+    entries = re.split(r"^\.visible \.entry ", ptx, flags=re.M)[1:]
+    assert len(entries) == 13
+    for e in entries:
+        name = e.split("(", 1)[0].strip()
+        ops = re.findall(r"^\s+((?:fma|mad|mul|add|sub|div|sqrt|neg|abs|cvt|min|max)\.[\w.]+)", e, re.M)
+        fused = {o for o in ops if o.startswith("fma") or (o.startswith("mad") and ".f" in o)}
+        assert fused <= {"fma.rn.f32", "fma.rn.f64"}, (name, fused)
+        ftz = {o for o in ops if ".ftz" in o}
+        if name == "rf_pg_activate_f64":
+            # libdevice's float64 tanh/exp use float32 helpers internally (our code there is all float64)
+            assert ftz <= {"mul.ftz.f32", "abs.ftz.f32", "cvt.ftz.f64.f32", "cvt.rn.ftz.f32.f64"}, (name, ftz)
+        else:
+            assert not ftz, (name, ftz)

@@ -35,6 +35,8 @@
  * fixed: neither the grid, nor the chunking of networks, nor the tile sizes' placement changes a bit of
  * the GPU result; it differs from the CPU's within the usual GEMM bound |dz| <= K eps sum_k |w x|.
  * float64 tanh/exp are CUDA's (libdevice, within 1-2 ulp), the CPU's are the host libm's.
+ * float32 conversions are inline PTX too (cvt without .ftz); libdevice's float64 tanh/exp use a few .ftz
+ * float32 helpers internally (tests/test_cuda_propagate_emulated.py reads the PTX).
  *
  * Host builds (tests/cuda_host: the shim's block mode runs every thread of a block as a coroutine) use
  * the same code with plain C++ operators for the one-operation helpers.
@@ -93,6 +95,15 @@ RF_HD float rf_pg_ffloor(float a) {
     return floorf(a);
 #endif
 }
+RF_HD rf_i32 rf_pg_f2i(float a) {  /* truncation to int32 (np.int32(n)); no .ftz */
+#if defined(__CUDA_ARCH__)
+    rf_i32 r;
+    asm("cvt.rzi.s32.f32 %0, %1;" : "=r"(r) : "f"(a));
+    return r;
+#else
+    return (rf_i32)a;
+#endif
+}
 RF_HD double rf_pg_f2d(float x) {    /* exact widening; no .ftz, so subnormal inputs are kept */
 #if defined(__CUDA_ARCH__)
     double r;
@@ -125,7 +136,7 @@ RF_HD float rf_pg_exp_f32(float x) {
     p = rf_fadd(rf_fmul(p, r), 0x1.555554p-3f);
     p = rf_fadd(rf_fmul(p, r), 0x1p-1f);
     p = rf_fadd(rf_fadd(rf_fmul(rf_fmul(p, r), r), r), 1.0f);   /* p r r + r + 1 */
-    const float two_n = rf_u32_as_f32((rf_u32)(((rf_i32)n + 127) << 23));
+    const float two_n = rf_u32_as_f32((rf_u32)((rf_pg_f2i(n) + 127) << 23));
     return rf_fmul(p, two_n);
 }
 RF_HD float rf_pg_tanh_f32(float x) {
