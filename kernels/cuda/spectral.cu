@@ -158,32 +158,43 @@ __device__ __forceinline__ double rf_bmax(double v, double* red) {
     return t;
 }
 
-/* y = (A * sc) x: a warp per row, lanes along the row.  A row-major n x n (storage E), x and y of S. */
+/* y = (A * sc) x: a warp per row, lanes along the row, four independent chains per lane (four loads in
+ * flight per lane: the products are bound by memory latency x bytes in flight).  A row-major n x n
+ * (storage E), x and y of S. */
 template <typename S, typename E>
 __device__ __forceinline__ void rf_gemv(const E* A, rf_u64 n, double sc, const S* x, S* y) {
     const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
     const rf_u64 rs = rf_sp<S>::C ? 2 * n : n;
     for (rf_u64 i = warp; i < n; i += nw) {
         const E* row = A + i * rs;
-        S a0 = rf_sp_zero(S()), a1 = rf_sp_zero(S());
+        S a0 = rf_sp_zero(S()), a1 = a0, a2 = a0, a3 = a0;
         rf_u64 k = lane;
-        for (; k + 32 < n; k += 64) {           /* two independent chains: more loads in flight */
+        for (; k + 96 < n; k += 128) {
             a0 = rf_add(a0, rf_mul(rf_ld<S>(row, k, sc), x[k]));
             a1 = rf_add(a1, rf_mul(rf_ld<S>(row, k + 32, sc), x[k + 32]));
+            a2 = rf_add(a2, rf_mul(rf_ld<S>(row, k + 64, sc), x[k + 64]));
+            a3 = rf_add(a3, rf_mul(rf_ld<S>(row, k + 96, sc), x[k + 96]));
         }
-        if (k < n) a0 = rf_add(a0, rf_mul(rf_ld<S>(row, k, sc), x[k]));
-        const S acc = rf_wsum(rf_add(a0, a1));
+        for (; k < n; k += 32) a0 = rf_add(a0, rf_mul(rf_ld<S>(row, k, sc), x[k]));
+        const S acc = rf_wsum(rf_add(rf_add(a0, a1), rf_add(a2, a3)));
         if (lane == 0) y[i] = acc;
     }
 }
-/* z = (A * sc)^H y: a thread per column, rows in order (coalesced across the threads). */
+/* z = (A * sc)^H y: a thread per column, rows in order (coalesced across the threads), four chains. */
 template <typename S, typename E>
 __device__ __forceinline__ void rf_gemv_adj(const E* A, rf_u64 n, double sc, const S* y, S* z) {
     const rf_u64 rs = rf_sp<S>::C ? 2 * n : n;
     for (rf_u64 j = threadIdx.x; j < n; j += blockDim.x) {
-        S acc = rf_sp_zero(S());
-        for (rf_u64 i = 0; i < n; ++i) acc = rf_add(acc, rf_cjmul(rf_ld<S>(A + i * rs, j, sc), y[i]));
-        z[j] = acc;
+        S a0 = rf_sp_zero(S()), a1 = a0, a2 = a0, a3 = a0;
+        rf_u64 i = 0;
+        for (; i + 3 < n; i += 4) {
+            a0 = rf_add(a0, rf_cjmul(rf_ld<S>(A + i * rs, j, sc), y[i]));
+            a1 = rf_add(a1, rf_cjmul(rf_ld<S>(A + (i + 1) * rs, j, sc), y[i + 1]));
+            a2 = rf_add(a2, rf_cjmul(rf_ld<S>(A + (i + 2) * rs, j, sc), y[i + 2]));
+            a3 = rf_add(a3, rf_cjmul(rf_ld<S>(A + (i + 3) * rs, j, sc), y[i + 3]));
+        }
+        for (; i < n; ++i) a0 = rf_add(a0, rf_cjmul(rf_ld<S>(A + i * rs, j, sc), y[i]));
+        z[j] = rf_add(rf_add(a0, a1), rf_add(a2, a3));
     }
 }
 
