@@ -382,7 +382,7 @@ __device__ void rf_spec_iso_body(const E* W, const rf_u32* midx, const double* s
             const double e2 = rf_bsum(p, red);
             if (threadIdx.x == 0) {
                 c2_out[2 * a + v] = c2;
-                defect_out[2 * a + v] = c2 == 0.0 ? INFINITY : sqrt(e2) / (c2 * sqrt(nx2));
+                defect_out[2 * a + v] = c2 == 0.0 ? rf_u64_as_f64(0x7FF0000000000000ull) /* +inf */ : sqrt(e2) / (c2 * sqrt(nx2));
             }
             __syncthreads();
         }
