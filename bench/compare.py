@@ -15,7 +15,6 @@ import importlib
 import inspect
 import os
 import pkgutil
-import platform
 import sys
 import time
 
@@ -23,17 +22,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def describe_machine():
-    import numba
-    import numpy as np
-    model = platform.processor() or "?"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            model = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    from _machine import machine  # bench/ is this script's directory
     lines = [f"date {datetime.datetime.now().isoformat(timespec='minutes')}",
-             f"cpu {model}, {os.cpu_count()} cores; Python {platform.python_version()}, numpy {np.__version__}, "
-             f"numba {numba.__version__} ({numba.get_num_threads()} threads)"]
+             f"cpu {machine()}"]
     try:
         import torch
         lines.append(f"torch {torch.__version__} ({torch.get_num_threads()} threads)")

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import platform
 import statistics
 import time
 
@@ -31,6 +29,11 @@ from rinit_fast.rng import Purpose
 
 
 CLOCK = time.perf_counter
+try:  # as bench.<script> (bench/compare.py) or as a script (bench/ on sys.path)
+    from ._machine import machine
+except ImportError:
+    from _machine import machine
+
 
 
 def timeit(fn, repeat):
@@ -41,21 +44,6 @@ def timeit(fn, repeat):
         fn()
         ts.append(CLOCK() - t0)
     return min(ts), statistics.median(ts)
-
-
-def machine():
-    model = platform.processor() or "?"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{model}, {os.cpu_count()} cores (load {load:.1f}), Python {platform.python_version()}, "
-            f"numpy {np.__version__}, numba {numba.__version__} ({numba.get_num_threads()} threads)")
 
 
 def weights(B, N, L, dtype):

@@ -13,7 +13,6 @@ import argparse
 import concurrent.futures as cf
 import datetime
 import os
-import platform
 import statistics
 import time
 
@@ -21,6 +20,11 @@ import numba
 import numpy as np
 
 import rinit_fast as rf
+try:  # as bench.<script> (bench/compare.py) or as a script (bench/ on sys.path)
+    from ._machine import machine
+except ImportError:
+    from _machine import machine
+
 
 
 def timeit(fn, repeat):
@@ -31,20 +35,6 @@ def timeit(fn, repeat):
         fn()
         ts.append(time.perf_counter() - t0)
     return min(ts), statistics.median(ts)
-
-
-def machine():
-    model = platform.processor() or "?"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return (f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}, "
-            f"numba {numba.__version__}, numba threads {numba.get_num_threads()}")
 
 
 def main(argv=None):

@@ -38,7 +38,6 @@ import argparse
 import datetime
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -51,17 +50,11 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import rinit_fast as rf  # noqa: E402
+try:  # as bench.<script> (bench/compare.py) or as a script (bench/ on sys.path)
+    from ._machine import machine
+except ImportError:
+    from _machine import machine
 
-
-def machine():
-    model = platform.processor() or "?"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            model = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return (f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}, "
-            f"numba {numba.__version__} ({numba.get_num_threads()} threads)")
 
 
 def timed(fn, repeat):

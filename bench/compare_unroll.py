@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import statistics
 import time
 
@@ -25,17 +24,11 @@ import numba
 import numpy as np
 
 import rinit_fast as rf
+try:  # as bench.<script> (bench/compare.py) or as a script (bench/ on sys.path)
+    from ._machine import machine
+except ImportError:
+    from _machine import machine
 
-
-def machine():
-    model = platform.processor() or "?"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            model = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return (f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}, "
-            f"numba {numba.__version__} ({numba.get_num_threads()} threads)")
 
 
 def load():

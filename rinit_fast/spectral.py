@@ -109,12 +109,14 @@ def _blas_one_thread():
 
 
 def _prepare(W, name):
-    """Validation shared by both functions: returns (W as a C-contiguous (B, n, n) NumPy array, batch
-    shape, n).  Raises before any kernel runs."""
+    """Validation shared by both functions: returns (W as a C-contiguous (B, n, n) array, batch shape, n):
+    a NumPy array, or a CuPy array for a CuPy W (the backend follows the array; validated on the device,
+    without a host copy).  Raises before any kernel runs."""
     if _backend.is_cupy(W):
-        raise NotImplementedError(
-            f"{name}: the CUDA spectral kernel is not available yet in this build; pass a host array "
-            f"(cupy.asnumpy(W)) to run on the CPU")
+        batch_shape, n = _validate.square_stack(W, "W")
+        _validate.finite(W, "W")
+        cp = _backend._cupy()
+        return cp.ascontiguousarray(W.reshape((-1, n, n))), batch_shape, n
     if not isinstance(W, np.ndarray):
         try:
             W = np.asarray(W)
@@ -186,6 +188,9 @@ def spectral_radius(W, *, tol=DEFAULT_TOL, max_iter=None, method="power", seed=0
     if max_iter is None:
         max_iter = filter_steps + 2000
     cplx = np.iscomplexobj(W3)
+    if _backend.is_cupy(W3):
+        return _radius_cuda(W3, batch_shape, n, tol, max_iter, method, seed, start, filter_steps, krylov_dim,
+                            n_ritz)
     if method == "exact":
         return _radius_exact(W3, batch_shape, n_ritz)
     _validate.memory(min(nb, _threads()) * (n * n * (24 if cplx else 12) + (krylov_dim + 2) * n * 32)
@@ -229,6 +234,8 @@ def spectral_norm(W, *, tol=DEFAULT_NORM_TOL, max_iter=None, method="power", see
         raise ValueError(f"krylov_dim must be >= 8, got {krylov_dim}")
     if max_iter is None:
         max_iter = 4000
+    if _backend.is_cupy(W3):
+        return _norm_cuda(W3, batch_shape, n, tol, max_iter, method, seed, start, krylov_dim)
     if method == "exact":
         return _norm_exact(W3, batch_shape)
     cplx = np.iscomplexobj(W3)
@@ -306,3 +313,78 @@ def _norm_exact(W3, batch_shape):
     return NormResult(norm=norm.reshape(batch_shape), converged=np.ones(batch_shape, dtype=np.bool_),
                       iterations=np.zeros(batch_shape, dtype=np.int64), residual=np.zeros(batch_shape),
                       method="exact")
+
+
+# --- CuPy input: kernels/cuda/spectral.cu through kernels/cuda/spectral_launch.py (docs/cuda.md) -------
+def _radius_cuda(W3, batch_shape, n, tol, max_iter, method, seed, start, filter_steps, krylov_dim, n_ritz):
+    cp = _backend._cupy()
+    from .kernels.cuda import spectral_launch as gpu
+    nb = W3.shape[0]
+    cplx = np.iscomplexobj(W3)
+    if method == "exact":
+        ev = gpu.radius_exact(W3)
+        if ev is None:                      # no general eigvals in this CuPy: LAPACK on a host copy
+            return _to_cupy(_radius_exact(W3.get(), batch_shape, n_ritz), cp)
+        ritz = np.full((nb, n_ritz), np.nan, dtype=np.complex128)
+        order = np.argsort(-np.abs(ev), axis=1, kind="stable")[:, :n_ritz]
+        top = np.take_along_axis(ev, order, axis=1)
+        ritz[:, :top.shape[1]] = top
+        res = SpectralResult(radius=np.abs(top[:, 0]).reshape(batch_shape),
+                             converged=np.ones(batch_shape, dtype=np.bool_),
+                             iterations=np.zeros(batch_shape, dtype=np.int64), residual=np.zeros(batch_shape),
+                             ritz=ritz.reshape(batch_shape + (n_ritz,)),
+                             path=np.full(batch_shape, "exact", dtype=np.asarray(PATHS).dtype), method="exact")
+        return _to_cupy(res, cp)
+    keep = max(2, krylov_dim // 2)
+    m = min(krylov_dim, n)
+    item = 16 if cplx else 8
+    _validate.memory(nb * n * n * (8 if cplx else 4) + nb * ((m + 1) * n * item + (m + 1) * m * item)
+                     + nb * 4 * n * item, f"spectral_radius GPU scratch at n={n}", backend="cuda")
+    gpu.check_fits(n, m, min(NORM_KRYLOV_DIM, n), cplx)
+    xs = _start_vectors_cuda(seed, start, nb, n, 2, cplx)
+    eps_in = float(np.finfo(W3.dtype).eps)
+    radius, conv, its, res, ritz, path = gpu.radius_power(W3, xs, tol, max_iter, filter_steps, krylov_dim, keep,
+                                                          eps_in, n_ritz)
+    return _to_cupy(SpectralResult(radius=radius.reshape(batch_shape), converged=conv.reshape(batch_shape),
+                                   iterations=its.reshape(batch_shape), residual=res.reshape(batch_shape),
+                                   ritz=ritz.reshape(batch_shape + (n_ritz,)),
+                                   path=np.asarray(PATHS)[path].reshape(batch_shape), method="power"), cp)
+
+
+def _norm_cuda(W3, batch_shape, n, tol, max_iter, method, seed, start, krylov_dim):
+    cp = _backend._cupy()
+    from .kernels.cuda import spectral_launch as gpu
+    nb = W3.shape[0]
+    cplx = np.iscomplexobj(W3)
+    if method == "exact":
+        sv = gpu.norm_exact(W3)
+        if sv is None:
+            return _to_cupy(_norm_exact(W3.get(), batch_shape), cp)
+        return _to_cupy(NormResult(norm=sv.reshape(batch_shape), converged=np.ones(batch_shape, dtype=np.bool_),
+                                   iterations=np.zeros(batch_shape, dtype=np.int64),
+                                   residual=np.zeros(batch_shape), method="exact"), cp)
+    m = min(krylov_dim, n)
+    item = 16 if cplx else 8
+    _validate.memory(nb * ((m + 1) * n * item + 2 * m * 8 + n * item), f"spectral_norm GPU scratch at n={n}",
+                     backend="cuda")
+    gpu.check_fits(n, min(KRYLOV_DIM, n), m, cplx)
+    x = cp.ascontiguousarray(_start_vectors_cuda(seed, start, nb, n, 1, cplx)[:, 0])
+    norm, conv, its, res = gpu.norm_lanczos(W3, x, tol, max_iter, krylov_dim)
+    return _to_cupy(NormResult(norm=norm.reshape(batch_shape), converged=conv.reshape(batch_shape),
+                               iterations=its.reshape(batch_shape), residual=res.reshape(batch_shape),
+                               method="power"), cp)
+
+
+def _start_vectors_cuda(seed, start, nb, n, nsub, complex_):
+    """:func:`_start_vectors` drawn on the device (the same values, bit for bit)."""
+    x = normals(seed, Purpose.START, index=start, count=2 * n if complex_ else n, n_index=nb, n_sub=nsub,
+                dtype="float64", backend="cuda")
+    return x.view(_backend._cupy().complex128) if complex_ else x
+
+
+def _to_cupy(r, cp):
+    """The numeric fields of a result as CuPy arrays (the backend follows W); ``path`` stays NumPy."""
+    from dataclasses import replace
+    f = {k: cp.asarray(getattr(r, k)) for k in ("radius", "norm", "converged", "iterations", "residual", "ritz")
+         if hasattr(r, k)}
+    return replace(r, **f)
