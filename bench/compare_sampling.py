@@ -26,7 +26,6 @@ except ImportError:
     from _machine import machine
 
 
-
 def timeit(fn, repeat):
     fn()  # warm-up (JIT, page faults)
     ts = []

@@ -56,7 +56,6 @@ except ImportError:
     from _machine import machine
 
 
-
 def timed(fn, repeat):
     """fn() after a warm-up, ``repeat`` times: (best, median) seconds of wall clock, least process CPU s."""
     fn()

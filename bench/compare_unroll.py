@@ -30,7 +30,6 @@ except ImportError:
     from _machine import machine
 
 
-
 def load():
     """The load average of the machine (other users of the two cores make every wall-clock figure slower)."""
     try:

@@ -9,9 +9,7 @@ which chunks ran, and a resumed study ends bit-identical to an uninterrupted one
 """
 from __future__ import annotations
 
-import csv
 import inspect
-import io
 import math
 import os
 import sys
@@ -393,16 +391,7 @@ class StudyResults:
         return rows
 
     def table_csv(self):
-        rows = self.table()
-        cols = []
-        for r in rows:
-            cols += [k for k in r if k not in cols]
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in r.items()})
-        return buf.getvalue()
+        return storage.csv_text(self.table())
 
 
 def load_study(path, *, partial=False):

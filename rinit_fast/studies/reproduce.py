@@ -17,7 +17,6 @@ Layout of the report::
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -27,7 +26,7 @@ import numpy as np
 
 from . import figures, storage
 from ..calibrate import _host
-from .execute import load_study, run_study
+from .execute import run_study
 
 RADIUS_SCHEMES = ["glorot_normal", "half_glorot", "complex_glorot"]
 CURVE_SCHEMES = ["glorot_normal", "half_glorot", "rescaled_glorot", "complex_glorot", "orthogonal"]
@@ -102,16 +101,8 @@ def _law(scheme, n):
 
 
 def _write_csv(path, rows):
-    cols = []
-    for r in rows:
-        cols += [k for k in r if k not in cols]
-    import io
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: (repr(float(v)) if isinstance(v, (float, np.floating)) else v) for k, v in r.items()})
-    storage._atomic_write(path, lambda f: f.write(buf.getvalue().encode()))
+    text = storage.csv_text(rows)
+    storage._atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def reproduce(out="rinit-report", *, backend="cpu", quick=False, seed=2026, progress=True, log=print):

@@ -15,7 +15,9 @@ interrupted study resumes by computing the ranges no chunk covers.  Chunks are r
 """
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import os
 import re
@@ -46,6 +48,20 @@ def parse_chunk_name(name):
     if not m:
         return None
     return m["label"], int(m["n"]), int(m["a"]), int(m["b"])
+
+
+def csv_text(rows):
+    """CSV text of a list of dicts: the union of their keys as columns (in order of first appearance),
+    floats written with repr (round-trip exact).  The one CSV writer of studies and reports."""
+    cols = []
+    for r in rows:
+        cols += [k for k in r if k not in cols]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (repr(float(v)) if isinstance(v, (float, np.floating)) else v) for k, v in r.items()})
+    return buf.getvalue()
 
 
 def _atomic_write(path, write):
