@@ -9,10 +9,7 @@ once and nothing outside it, the truncated-normal redraws, and that grid and blo
 value.  What it cannot check: the device code generation (tests/test_cuda_compile.py covers the PTX)
 and real GPU timing or memory behaviour.  Skips without a C++ compiler.
 """
-import os
-import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,27 +17,12 @@ import pytest
 from rinit_fast.kernels.cpu import sampling as cpu
 from rinit_fast.kernels.cpu import philox as cpu_philox
 
-HERE = Path(__file__).resolve().parent
-
-
-def _cuda_dir():
-    import importlib.resources as ir
-    return Path(str(ir.files("rinit_fast.kernels.cuda")))
+from cuda_host.fake_env import build
 
 
 @pytest.fixture(scope="module")
 def emu(tmp_path_factory):
-    cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("clang++")
-    if not cxx:
-        pytest.skip("no C++ compiler on PATH")
-    exe = tmp_path_factory.mktemp("emu") / "emulate"
-    cmd = [cxx, "-std=c++17", "-O2", "-ffp-contract=off", "-w", "-I", str(_cuda_dir()),
-           "-I", str(HERE / "cuda_host"), str(HERE / "cuda_host" / "emulate.cpp"), "-o", str(exe)]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0 and "ucontext" in r.stderr:
-        pytest.skip(f"no <ucontext.h> for the warp emulation: {r.stderr[:200]}")
-    assert r.returncode == 0, f"{' '.join(cmd)}\n{r.stderr}"
-    return exe
+    return build("emulate.cpp", tmp_path_factory.mktemp("emu") / "emulate", shared=False)
 
 
 def _cpu_fill(kind, dt, A, S, N, seed, c2, c3, p):

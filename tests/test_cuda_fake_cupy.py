@@ -10,13 +10,13 @@ cuSOLVER's), and the GPU tests themselves.  A fast subset runs here; tests that 
 (out= buffers, which the fake's NumPy subclass cannot model) or take long in emulation are left to the
 GPU.  Skips without a C++ compiler.
 """
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from cuda_host.fake_env import fake_cupy_env, run_gpu_suite
 
 HERE = Path(__file__).resolve().parent
 SUBSET = ("bit_equality or batch_split or stream_functions or loader_fills or philox "
@@ -26,33 +26,11 @@ SUBSET = ("bit_equality or batch_split or stream_functions or loader_fills or ph
 @pytest.fixture(scope="module")
 def fake_env(tmp_path_factory):
     """Environment that makes `import cupy` load the fake, with the emulation library built."""
-    cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("clang++")
-    if not cxx:
-        pytest.skip("no C++ compiler on PATH")
-    import importlib.resources as ir
-    cuda_dir = str(ir.files("rinit_fast.kernels.cuda"))
-    lib = tmp_path_factory.mktemp("emu") / "libemu.so"
-    cmd = [cxx, "-std=c++17", "-O2", "-ffp-contract=off", "-fPIC", "-shared", "-w", "-I", cuda_dir,
-           "-I", str(HERE / "cuda_host"), str(HERE / "cuda_host" / "emulate_lib.cpp"), "-o", str(lib)]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0 and "ucontext" in r.stderr:
-        pytest.skip("no <ucontext.h> for the warp emulation")
-    assert r.returncode == 0, r.stderr
-    env = dict(os.environ, RINIT_FAST_EMU_LIB=str(lib),
-               PYTHONPATH=os.pathsep.join([str(HERE / "cuda_host" / "fake_cupy"), os.environ.get("PYTHONPATH", "")]))
-    env.pop("RINIT_FAST_CUDA_BLOCK", None)
-    env.pop("RINIT_FAST_CUDA_GRID", None)
-    return env
+    return fake_cupy_env(tmp_path_factory, "emulate_lib.cpp")
 
 
 def test_gpu_suite_on_the_emulator(fake_env, tmp_path):
-    env = fake_env
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-                        str(HERE / "test_cuda_sampling.py"), "-k", SUBSET, "-W", "ignore"],
-                       capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=900)
-    tail = (r.stdout + r.stderr)[-4000:]
-    assert r.returncode == 0, tail
-    assert " passed" in r.stdout and "skipped" not in r.stdout.split("\n")[-2], tail
+    run_gpu_suite(fake_env, tmp_path, "test_cuda_sampling.py", SUBSET, timeout=900, report=())
 
 
 def test_bench_script_runs_on_the_emulator(fake_env, tmp_path):

@@ -13,46 +13,24 @@ backend's, so here even those match bit for bit).  What it cannot check: NVRTC's
 hardware (tests/test_cuda_compile.py compiles the file and reads the PTX), CuPy's real semantics, and
 speed.  Skips without a C++ compiler.
 """
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
+from cuda_host.fake_env import fake_cupy_env, run_gpu_suite
+
 SUBSET = "not gpu_only"     # depth 50 at width 256 is left to the GPU (half a minute here)
 
 
 @pytest.fixture(scope="module")
 def fake_env(tmp_path_factory):
-    cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("clang++")
-    if not cxx:
-        pytest.skip("no C++ compiler on PATH")
-    import importlib.resources as ir
-    cuda_dir = str(ir.files("rinit_fast.kernels.cuda"))
-    lib = tmp_path_factory.mktemp("emu") / "libemu_propagate.so"
-    cmd = [cxx, "-std=c++17", "-O2", "-ffp-contract=off", "-fPIC", "-shared", "-w", "-I", cuda_dir,
-           "-I", str(HERE / "cuda_host"), str(HERE / "cuda_host" / "emulate_propagate_lib.cpp"), "-o", str(lib)]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0 and "ucontext" in r.stderr:
-        pytest.skip("no <ucontext.h> for the warp emulation")
-    assert r.returncode == 0, r.stderr
-    env = dict(os.environ, RINIT_FAST_EMU_LIB=str(lib),
-               PYTHONPATH=os.pathsep.join([str(HERE / "cuda_host" / "fake_cupy"), os.environ.get("PYTHONPATH", "")]))
-    for k in ("RINIT_FAST_CUDA_BLOCK", "RINIT_FAST_CUDA_GRID"):
-        env.pop(k, None)
-    return env
+    return fake_cupy_env(tmp_path_factory, "emulate_propagate_lib.cpp")
 
 
 def test_propagate_gpu_suite_on_the_emulator(fake_env, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-                        str(HERE / "test_cuda_propagate.py"), "-k", SUBSET, "-W", "ignore", "-rs"],
-                       capture_output=True, text=True, env=fake_env, cwd=str(tmp_path), timeout=1500)
-    tail = (r.stdout + r.stderr)[-4000:]
-    assert r.returncode == 0, tail
-    assert " passed" in r.stdout and " skipped" not in r.stdout.strip().split("\n")[-1], tail
+    run_gpu_suite(fake_env, tmp_path, "test_cuda_propagate.py", SUBSET)
 
 
 def test_propagate_ptx_keeps_ieee_float32(tmp_path):
