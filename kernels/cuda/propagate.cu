@@ -42,8 +42,9 @@
  * the same code with plain C++ operators for the one-operation helpers.
  */
 #include "philox.cuh"
+#include "fp.cuh"   /* rf_ffma, rf_fdiv, rf_ffloor, rf_f2i, rf_f2d, rf_dfma, rf_fabs, rf_dabs, RF_MEM */
 #if !defined(__CUDACC__)
-#include <cmath>   /* host builds (tests/cuda_host): floorf, tanh, exp */
+#include <cmath>   /* host builds (tests/cuda_host): tanh, exp */
 #endif
 
 /* plan[] layout, constant for a chunk of networks (propagate_launch.py: _plan) */
@@ -61,73 +62,11 @@ enum {
 #define RF_PG_NSTAT 8
 #define RF_PG_NCOL 5
 
-#if defined(__CUDACC__)
-#define RF_PG_MEM __host__ __device__ __forceinline__
-#else
-#define RF_PG_MEM inline
-#endif
-
-/* ---- one IEEE operation each (float32 through inline PTX: no contraction, no flush) -------------- */
-RF_HD float rf_pg_ffma(float a, float b, float c) {   /* the GEMM chain's fused multiply-add */
-#if defined(__CUDA_ARCH__)
-    float r;
-    asm("fma.rn.f32 %0, %1, %2, %3;" : "=f"(r) : "f"(a), "f"(b), "f"(c));
-    return r;
-#else
-    return __builtin_fmaf(a, b, c);
-#endif
-}
-RF_HD float rf_pg_fdiv(float a, float b) {
-#if defined(__CUDA_ARCH__)
-    float r;
-    asm("div.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
-    return r;
-#else
-    return a / b;
-#endif
-}
-RF_HD float rf_pg_ffloor(float a) {
-#if defined(__CUDA_ARCH__)
-    float r;
-    asm("cvt.rmi.f32.f32 %0, %1;" : "=f"(r) : "f"(a));
-    return r;
-#else
-    return floorf(a);
-#endif
-}
-RF_HD rf_i32 rf_pg_f2i(float a) {  /* truncation to int32 (np.int32(n)); no .ftz */
-#if defined(__CUDA_ARCH__)
-    rf_i32 r;
-    asm("cvt.rzi.s32.f32 %0, %1;" : "=r"(r) : "f"(a));
-    return r;
-#else
-    return (rf_i32)a;
-#endif
-}
-RF_HD double rf_pg_f2d(float x) {    /* exact widening; no .ftz, so subnormal inputs are kept */
-#if defined(__CUDA_ARCH__)
-    double r;
-    asm("cvt.f64.f32 %0, %1;" : "=d"(r) : "f"(x));
-    return r;
-#else
-    return (double)x;
-#endif
-}
-RF_HD double rf_pg_dfma(double a, double b, double c) {
-#if defined(__CUDA_ARCH__)
-    return __fma_rn(a, b, c);
-#else
-    return __builtin_fma(a, b, c);
-#endif
-}
-RF_HD double rf_pg_dabs(double x) { return rf_u64_as_f64(rf_f64_as_u64(x) & 0x7FFFFFFFFFFFFFFFull); }
-RF_HD float rf_pg_fabs(float x) { return rf_u32_as_f32(rf_f32_as_u32(x) & 0x7FFFFFFFu); }
-
 /* ---- float32 exp and tanh: kernels/cpu/propagate.py exp_f32 / tanh_f32 (Cephes), op for op ------- */
 RF_HD float rf_pg_exp_f32(float x) {
     x = (x < -87.0f) ? -87.0f : x;                     /* min(max(x, -87), 88) */
     x = (x > 88.0f) ? 88.0f : x;
-    const float n = rf_pg_ffloor(rf_fadd(rf_fmul(x, 0x1.715476p+0f), 0.5f));
+    const float n = rf_ffloor(rf_fadd(rf_fmul(x, 0x1.715476p+0f), 0.5f));
     float r = rf_fsub(x, rf_fmul(n, 0x1.63p-1f));
     r = rf_fsub(r, rf_fmul(n, -0x1.bd0106p-13f));
     float p = rf_fadd(rf_fmul(0x1.a0d2cep-13f, r), 0x1.6e879cp-10f);
@@ -136,11 +75,11 @@ RF_HD float rf_pg_exp_f32(float x) {
     p = rf_fadd(rf_fmul(p, r), 0x1.555554p-3f);
     p = rf_fadd(rf_fmul(p, r), 0x1p-1f);
     p = rf_fadd(rf_fadd(rf_fmul(rf_fmul(p, r), r), r), 1.0f);   /* p r r + r + 1 */
-    const float two_n = rf_u32_as_f32((rf_u32)((rf_pg_f2i(n) + 127) << 23));
+    const float two_n = rf_u32_as_f32((rf_u32)((rf_f2i(n) + 127) << 23));
     return rf_fmul(p, two_n);
 }
 RF_HD float rf_pg_tanh_f32(float x) {
-    const float ax = rf_pg_fabs(x);
+    const float ax = rf_fabs(x);
     const float z = rf_fmul(x, x);
     float p = rf_fadd(rf_fmul(-0x1.75e1d4p-8f, z), 0x1.52269cp-6f);
     p = rf_fadd(rf_fmul(p, z), -0x1.b83c5ap-5f);
@@ -148,7 +87,7 @@ RF_HD float rf_pg_tanh_f32(float x) {
     p = rf_fadd(rf_fmul(p, z), -0x1.555532p-2f);
     const float small = rf_fadd(rf_fmul(rf_fmul(p, z), x), x);
     if (ax < 0.625f) return small;
-    float big = rf_fsub(1.0f, rf_pg_fdiv(2.0f, rf_fadd(rf_pg_exp_f32(rf_fadd(ax, ax)), 1.0f)));
+    float big = rf_fsub(1.0f, rf_fdiv(2.0f, rf_fadd(rf_pg_exp_f32(rf_fadd(ax, ax)), 1.0f)));
     /* x >= 0 here is a normal number or larger (|x| >= 0.625): the comparison needs no care */
     return x >= 0.0f ? big : rf_fneg(big);
 }
@@ -157,57 +96,53 @@ RF_HD float rf_pg_tanh_f32(float x) {
 template <typename T> struct rf_pg;
 template <> struct rf_pg<float> {
     static constexpr int V = 4;                        /* values per Philox block */
-    static RF_PG_MEM float mul(float a, float b) { return rf_fmul(a, b); }
-    static RF_PG_MEM float add(float a, float b) { return rf_fadd(a, b); }
-    static RF_PG_MEM float sub(float a, float b) { return rf_fsub(a, b); }
-    static RF_PG_MEM float fma(float a, float b, float c) { return rf_pg_ffma(a, b, c); }
-    static RF_PG_MEM float abs(float a) { return rf_pg_fabs(a); }
-    static RF_PG_MEM double to_d(float x) { return rf_pg_f2d(x); }
-    static RF_PG_MEM float normal_at(rf_u64 i, rf_u32 c2, rf_u32 c3, uint2 key) {
+    static RF_MEM float mul(float a, float b) { return rf_fmul(a, b); }
+    static RF_MEM float add(float a, float b) { return rf_fadd(a, b); }
+    static RF_MEM float sub(float a, float b) { return rf_fsub(a, b); }
+    static RF_MEM float fma(float a, float b, float c) { return rf_ffma(a, b, c); }
+    static RF_MEM float abs(float a) { return rf_fabs(a); }
+    static RF_MEM double to_d(float x) { return rf_f2d(x); }
+    static RF_MEM float normal_at(rf_u64 i, rf_u32 c2, rf_u32 c3, uint2 key) {
         return rf_normal_at_f32(i, c2, c3, key);
     }
-    /* x > 0 on the bits (false for +-0, NaN, negatives): a float compare would be .ftz */
-    static RF_PG_MEM bool gt0(float x) {
-        const rf_i32 b = (rf_i32)rf_f32_as_u32(x);
-        return b > 0 && b <= 0x7F800000;
-    }
-    static RF_PG_MEM float tanh_(float x) { return rf_pg_tanh_f32(x); }
-    static RF_PG_MEM float exp_(float x) { return rf_pg_exp_f32(x); }
-    static RF_PG_MEM float div(float a, float b) { return rf_pg_fdiv(a, b); }
-    static RF_PG_MEM float neg(float a) { return rf_fneg(a); }
+    static RF_MEM bool gt0(float x) { return rf_fgt0(x); }   /* on the bits: a float compare is .ftz */
+    static RF_MEM float tanh_(float x) { return rf_pg_tanh_f32(x); }
+    static RF_MEM float exp_(float x) { return rf_pg_exp_f32(x); }
+    static RF_MEM float div(float a, float b) { return rf_fdiv(a, b); }
+    static RF_MEM float neg(float a) { return rf_fneg(a); }
     /* the raw values of a block: N(0, 1) (Box-Muller pairs) or U[0, 1) (one word each) */
-    static RF_PG_MEM void normals(uint4 x, float (&v)[4]) {
+    static RF_MEM void normals(uint4 x, float (&v)[4]) {
         const float2 a = rf_box_muller_f32(x.x, x.y);
         const float2 b = rf_box_muller_f32(x.z, x.w);
         v[0] = a.x; v[1] = a.y; v[2] = b.x; v[3] = b.y;
     }
-    static RF_PG_MEM void uniforms(uint4 x, float (&v)[4]) {
+    static RF_MEM void uniforms(uint4 x, float (&v)[4]) {
         v[0] = rf_uniform_f32(x.x); v[1] = rf_uniform_f32(x.y);
         v[2] = rf_uniform_f32(x.z); v[3] = rf_uniform_f32(x.w);
     }
 };
 template <> struct rf_pg<double> {
     static constexpr int V = 2;
-    static RF_PG_MEM double mul(double a, double b) { return rf_dmul(a, b); }
-    static RF_PG_MEM double add(double a, double b) { return rf_dadd(a, b); }
-    static RF_PG_MEM double sub(double a, double b) { return rf_dsub(a, b); }
-    static RF_PG_MEM double fma(double a, double b, double c) { return rf_pg_dfma(a, b, c); }
-    static RF_PG_MEM double abs(double a) { return rf_pg_dabs(a); }
-    static RF_PG_MEM double to_d(double x) { return x; }
-    static RF_PG_MEM double normal_at(rf_u64 i, rf_u32 c2, rf_u32 c3, uint2 key) {
+    static RF_MEM double mul(double a, double b) { return rf_dmul(a, b); }
+    static RF_MEM double add(double a, double b) { return rf_dadd(a, b); }
+    static RF_MEM double sub(double a, double b) { return rf_dsub(a, b); }
+    static RF_MEM double fma(double a, double b, double c) { return rf_dfma(a, b, c); }
+    static RF_MEM double abs(double a) { return rf_dabs(a); }
+    static RF_MEM double to_d(double x) { return x; }
+    static RF_MEM double normal_at(rf_u64 i, rf_u32 c2, rf_u32 c3, uint2 key) {
         return rf_normal_at_f64(i, c2, c3, key);
     }
-    static RF_PG_MEM bool gt0(double x) { return x > 0.0; }
+    static RF_MEM bool gt0(double x) { return x > 0.0; }
     /* CUDA's libdevice tanh/exp on the device (within 1-2 ulp of the host libm the CPU calls) */
-    static RF_PG_MEM double tanh_(double x) { return tanh(x); }
-    static RF_PG_MEM double exp_(double x) { return exp(x); }
-    static RF_PG_MEM double div(double a, double b) { return rf_ddiv(a, b); }
-    static RF_PG_MEM double neg(double a) { return rf_dneg(a); }
-    static RF_PG_MEM void normals(uint4 x, double (&v)[2]) {
+    static RF_MEM double tanh_(double x) { return tanh(x); }
+    static RF_MEM double exp_(double x) { return exp(x); }
+    static RF_MEM double div(double a, double b) { return rf_ddiv(a, b); }
+    static RF_MEM double neg(double a) { return rf_dneg(a); }
+    static RF_MEM void normals(uint4 x, double (&v)[2]) {
         const double2 z = rf_box_muller_f64(x);
         v[0] = z.x; v[1] = z.y;
     }
-    static RF_PG_MEM void uniforms(uint4 x, double (&v)[2]) {
+    static RF_MEM void uniforms(uint4 x, double (&v)[2]) {
         v[0] = rf_uniform_f64(x.x, x.y); v[1] = rf_uniform_f64(x.z, x.w);
     }
 };
@@ -469,7 +404,7 @@ __device__ __forceinline__ void rf_pg_activate_body(const T* Z, T* X, T* D, doub
             d[i * S] = di;
             const double xf = A::to_d(xi);
             c2 = rf_dadd(c2, xf);
-            c3 = rf_dadd(c3, rf_pg_dabs(xf));
+            c3 = rf_dadd(c3, rf_dabs(xf));
         }
         c2 = rf_ddiv(c2, wd);
         for (rf_u64 i = 0; i < width; ++i) {

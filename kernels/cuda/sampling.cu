@@ -18,6 +18,7 @@
  * The block size must be a multiple of 32 (the loader checks).
  */
 #include "philox.cuh"
+#include "fp.cuh"   /* rf_fabs, rf_dabs */
 
 #define RF_FULL_MASK 0xFFFFFFFFu
 #ifndef RF_CHECK_ALIGNED
@@ -31,10 +32,8 @@ template <typename T> struct rf_vec16;
 template <> struct rf_vec16<float> { typedef float4 type; static constexpr int V = 4; };
 template <> struct rf_vec16<double> { typedef double2 type; static constexpr int V = 2; };
 
-__device__ __forceinline__ float rf_abs(float x) { return rf_u32_as_f32(rf_f32_as_u32(x) & 0x7FFFFFFFu); }
-__device__ __forceinline__ double rf_abs(double x) {
-    return rf_u64_as_f64(rf_f64_as_u64(x) & 0x7FFFFFFFFFFFFFFFull);
-}
+__device__ __forceinline__ float rf_abs(float x) { return rf_fabs(x); }
+__device__ __forceinline__ double rf_abs(double x) { return rf_dabs(x); }
 __device__ __forceinline__ float rf_mul(float a, float b) { return rf_fmul(a, b); }
 __device__ __forceinline__ double rf_mul(double a, double b) { return rf_dmul(a, b); }
 __device__ __forceinline__ float rf_add(float a, float b) { return rf_fadd(a, b); }

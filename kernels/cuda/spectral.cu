@@ -158,6 +158,17 @@ __device__ __forceinline__ double rf_bmax(double v, double* red) {
     return t;
 }
 
+/* ||v||^2 over the block (each thread's entries i = tid, tid + blockDim, ... in order, then rf_bsum) */
+template <typename S> __device__ __forceinline__ double rf_bnorm2(const S* v, rf_u64 n, double* red) {
+    double p = 0.0;
+    for (rf_u64 i = threadIdx.x; i < n; i += blockDim.x) p += rf_abs2(v[i]);
+    return rf_bsum(p, red);
+}
+/* dst = src * inv, entry by entry (rf_scal), over the block */
+template <typename S> __device__ __forceinline__ void rf_bscal(S* dst, const S* src, rf_u64 n, double inv) {
+    for (rf_u64 i = threadIdx.x; i < n; i += blockDim.x) dst[i] = rf_scal(src[i], inv);
+}
+
 /* y = (A * sc) x: a warp per row, lanes along the row, four independent chains per lane (four loads in
  * flight per lane: the products are bound by memory latency x bytes in flight).  A row-major n x n
  * (storage E), x and y of S. */
@@ -317,12 +328,9 @@ __device__ void rf_spec_power_body(const E* W, const rf_u32* midx, const double*
             rf_gemv(A, n, s, x, y);
             __syncthreads();
             ++done;
-            double p = 0.0;
-            for (rf_u64 i = threadIdx.x; i < n; i += blockDim.x) p += rf_abs2(y[i]);
-            const double ny = sqrt(rf_bsum(p, red));
+            const double ny = sqrt(rf_bnorm2(y, n, red));
             if (ny == 0.0) { zero = 1; break; }
-            const double inv = 1.0 / ny;
-            for (rf_u64 i = threadIdx.x; i < n; i += blockDim.x) x[i] = rf_scal(y[i], inv);
+            rf_bscal(x, y, n, 1.0 / ny);
             __syncthreads();
             if (settle) {
                 if (fabs(ny - gprev) <= RF_SETTLED * ny) {
@@ -333,9 +341,7 @@ __device__ void rf_spec_power_body(const E* W, const rf_u32* midx, const double*
                 gprev = ny;
             }
         }
-        double p = 0.0;
-        for (rf_u64 i = threadIdx.x; i < n; i += blockDim.x) p += rf_abs2(x[i]);
-        const double nf = sqrt(rf_bsum(p, red));
+        const double nf = sqrt(rf_bnorm2(x, n, red));
         double* xo = Xout + a * n * c;
         for (rf_u64 i = threadIdx.x; i < n; i += blockDim.x) rf_to_d(xo, i, x[i], zero ? 0.0 : 1.0 / nf);
         if (threadIdx.x == 0) {
@@ -361,17 +367,13 @@ __device__ void rf_spec_iso_body(const E* W, const rf_u32* midx, const double* s
         const double s = sc[a];
         for (int v = 0; v < 2; ++v) {
             const S* x = (const S*)(X + (2 * a + v) * n * c);
-            double p = 0.0;
-            for (rf_u64 i = threadIdx.x; i < n; i += blockDim.x) p += rf_abs2(x[i]);
-            const double nx2 = rf_bsum(p, red);
+            const double nx2 = rf_bnorm2(x, n, red);
             rf_gemv(A, n, s, x, y);
             __syncthreads();
             rf_gemv_adj(A, n, s, y, z);
             __syncthreads();
-            p = 0.0;
-            for (rf_u64 i = threadIdx.x; i < n; i += blockDim.x) p += rf_abs2(y[i]);
-            const double c2 = rf_bsum(p, red) / nx2;
-            p = 0.0;
+            const double c2 = rf_bnorm2(y, n, red) / nx2;
+            double p = 0.0;
             for (rf_u64 i = threadIdx.x; i < n; i += blockDim.x) {
                 S xi = x[i];
                 typedef typename rf_sp<S>::R R;
@@ -417,9 +419,7 @@ __device__ void rf_spec_arnoldi_body(const E* W, const rf_u32* midx, const doubl
             __syncthreads();
             rf_cgs2(Q, n, j, w, h);
             for (rf_u64 k = threadIdx.x; k <= j; k += blockDim.x) H[k * m + j] = rf_add(h[k], h[j + 1 + k]);
-            double p = 0.0;
-            for (rf_u64 i = threadIdx.x; i < n; i += blockDim.x) p += rf_abs2(w[i]);
-            const double beta = sqrt(rf_bsum(p, red));
+            const double beta = sqrt(rf_bnorm2(w, n, red));
             if (threadIdx.x == 0) {
                 S bv = rf_sp_zero(S());
                 if constexpr (rf_sp<S>::C) bv.re = beta; else bv = beta;
@@ -427,8 +427,7 @@ __device__ void rf_spec_arnoldi_body(const E* W, const rf_u32* midx, const doubl
             }
             ++j;
             if (beta <= brk_tol[a]) { brk = 1; break; }
-            const double inv = 1.0 / beta;
-            for (rf_u64 i = threadIdx.x; i < n; i += blockDim.x) Q[j * n + i] = rf_scal(w[i], inv);
+            rf_bscal(Q + j * n, w, n, 1.0 / beta);
             __syncthreads();
         }
         if (threadIdx.x == 0) {
@@ -467,17 +466,14 @@ __device__ void rf_spec_lanczos_body(const E* W, const rf_u32* midx, const doubl
             rf_gemv_adj(A, n, s, u, w);
             __syncthreads();
             rf_cgs2(V, n, j, w, h);
-            double p = 0.0;
-            for (rf_u64 i = threadIdx.x; i < n; i += blockDim.x) p += rf_abs2(w[i]);
-            const double bj = sqrt(rf_bsum(p, red));
+            const double bj = sqrt(rf_bnorm2(w, n, red));
             if (threadIdx.x == 0) {
                 alpha[a * m + j] = rf_re(rf_add(h[j], h[j + 1 + j]));
                 beta_out[a * m + j] = bj;
             }
             ++j;
             if (bj <= brk_tol[a]) { brk = 1; break; }
-            const double inv = 1.0 / bj;
-            for (rf_u64 i = threadIdx.x; i < n; i += blockDim.x) V[j * n + i] = rf_scal(w[i], inv);
+            rf_bscal(V + j * n, w, n, 1.0 / bj);
             __syncthreads();
         }
         if (threadIdx.x == 0) {

@@ -48,6 +48,7 @@
  * kernels/cuda/unroll_launch.py), exponents as uint64 bit patterns of int64 values.
  */
 #include "philox.cuh"
+#include "fp.cuh"   /* one IEEE operation each: rf_ffma, rf_dfma, rf_f2d, rf_d2f, rf_fgt0, RF_MEM */
 #if !defined(__CUDACC__)
 #include <cmath>   /* host builds (tests/cuda_host): floor, log, frexp */
 #endif
@@ -71,49 +72,7 @@ enum {
 #define RF_ARRAY 2
 #define RF_NO_FLOOR (-(1ll << 62))
 #define RF_LANES 16
-/* members of structs: RF_HD is `static inline` on a plain C++ host compiler */
-#if defined(__CUDACC__)
-#define RF_MEM __host__ __device__ __forceinline__
-#else
-#define RF_MEM inline
-#endif
 #define RF_IT 4          /* rows of a thread's tile (one 16-byte load of B for float32) */
-
-/* ---- arithmetic: one IEEE operation each, as the CPU (see the header comment) -------------------- */
-RF_HD float rf_ffma(float a, float b, float c) {   /* the CPU micro-kernel's llvm.fma.f32 */
-#if defined(__CUDA_ARCH__)
-    float r;
-    asm("fma.rn.f32 %0, %1, %2, %3;" : "=f"(r) : "f"(a), "f"(b), "f"(c));
-    return r;
-#else
-    return __builtin_fmaf(a, b, c);
-#endif
-}
-RF_HD double rf_dfma(double a, double b, double c) {
-#if defined(__CUDA_ARCH__)
-    return __fma_rn(a, b, c);
-#else
-    return __builtin_fma(a, b, c);
-#endif
-}
-RF_HD double rf_f2d(float x) {     /* exact widening; cvt without .ftz keeps subnormal inputs */
-#if defined(__CUDA_ARCH__)
-    double r;
-    asm("cvt.f64.f32 %0, %1;" : "=d"(r) : "f"(x));
-    return r;
-#else
-    return (double)x;
-#endif
-}
-RF_HD float rf_d2f(double x) {     /* round to nearest; may give a subnormal float (no .ftz) */
-#if defined(__CUDA_ARCH__)
-    float r;
-    asm("cvt.rn.f32.f64 %0, %1;" : "=f"(r) : "d"(x));
-    return r;
-#else
-    return (float)x;
-#endif
-}
 
 template <typename T> struct rf_ar;
 template <> struct rf_ar<float> {
@@ -122,11 +81,7 @@ template <> struct rf_ar<float> {
     static RF_MEM float fma(float a, float b, float c) { return rf_ffma(a, b, c); }
     static RF_MEM double to_d(float x) { return rf_f2d(x); }
     static RF_MEM float from_d(double x) { return rf_d2f(x); }
-    /* x > 0 (false for -0, +0, NaN and negatives), on the bits: a float compare would be .ftz */
-    static RF_MEM bool gt0(float x) {
-        const rf_i32 b = (rf_i32)rf_f32_as_u32(x);
-        return b > 0 && b <= 0x7F800000;
-    }
+    static RF_MEM bool gt0(float x) { return rf_fgt0(x); }   /* on the bits: a float compare is .ftz */
     static constexpr int RT = 8;   /* realisations of a thread's tile: two 16-byte shared loads */
 };
 template <> struct rf_ar<double> {
@@ -163,6 +118,15 @@ template <int N> struct rf_ld<double, N> {
         }
     }
 };
+
+/* acc[a][b] = fma(x[a], y[b], acc[a][b]) for every (a, b): one link of each entry's chain */
+template <typename T, int M, int N>
+RF_HD void rf_rank1(T (&acc)[M][N], const T (&x)[M], const T (&y)[N]) {
+#pragma unroll
+    for (int a = 0; a < M; ++a)
+#pragma unroll
+        for (int b = 0; b < N; ++b) acc[a][b] = rf_ar<T>::fma(x[a], y[b], acc[a][b]);
+}
 
 /* ---- scalar helpers (kernels/cpu/unroll.py of the same names) ------------------------------------- */
 RF_HD double rf_inf() { return rf_u64_as_f64(0x7FF0000000000000ull); }
@@ -467,17 +431,11 @@ __device__ __forceinline__ void rf_unroll_body(
                     T av[RT], bv[IT];
                     rf_ld<T, RT>::load(ap, av);
                     rf_ld<T, IT>::load(bp, bv);
-#pragma unroll
-                    for (int a = 0; a < RT; ++a)
-#pragma unroll
-                        for (int b = 0; b < IT; ++b) acc[a][b] = A::fma(av[a], bv[b], acc[a][b]);
-                    if (TANGENT) {
+                    rf_rank1<T>(acc, av, bv);
+                    if constexpr (TANGENT) {
                         T vv[RT];
                         rf_ld<T, RT>::load(vp, vv);
-#pragma unroll
-                        for (int a = 0; a < RT; ++a)
-#pragma unroll
-                            for (int b = 0; b < IT; ++b) vacc[a][b] = A::fma(vv[a], bv[b], vacc[a][b]);
+                        rf_rank1<T>(vacc, vv, bv);
                         vp += Rp;
                     }
                     ap += Rp;
@@ -487,10 +445,7 @@ __device__ __forceinline__ void rf_unroll_body(
                     T av[RT], bv[IT];
                     rf_ld<T, RT>::load(ap, av);
                     rf_ld<T, IT>::load(bp, bv);
-#pragma unroll
-                    for (int a = 0; a < RT; ++a)
-#pragma unroll
-                        for (int b = 0; b < IT; ++b) acc[a][b] = A::fma(av[a], bv[b], acc[a][b]);
+                    rf_rank1<T>(acc, av, bv);
                     ap += Rp;
                     bp += npad;
                 }
