@@ -8,10 +8,9 @@
  * for tests/cuda_host) the same operation is the plain C++ operator or the C library's correctly
  * rounded function.
  *
- * Unlike philox.cuh's rf_fma_exact, rf_ffma / rf_dfma are ALWAYS fused (also under RF_CHECK_NO_FMA):
- * they are the CPU kernels' own llvm.fma operations (the GEMM chains), not a rewrite of two operations.
+ * The always-fused rf_ffma / rf_dfma (the CPU kernels' own llvm.fma) are in philox.cuh, next to
+ * rf_fma_exact, which uses them.
  *
- *   float  rf_ffma(a, b, c)   fma.rn.f32          double rf_dfma(a, b, c)   __fma_rn
  *   float  rf_fdiv(a, b)      div.rn.f32          float  rf_ffloor(a)       cvt.rmi.f32.f32
  *   rf_i32 rf_f2i(a)          cvt.rzi.s32.f32 (truncation, np.int32(x))
  *   double rf_f2d(x)          cvt.f64.f32 (exact) float  rf_d2f(x)          cvt.rn.f32.f64
@@ -33,22 +32,6 @@
 #define RF_MEM inline
 #endif
 
-RF_HD float rf_ffma(float a, float b, float c) {
-#if defined(__CUDA_ARCH__)
-    float r;
-    asm("fma.rn.f32 %0, %1, %2, %3;" : "=f"(r) : "f"(a), "f"(b), "f"(c));
-    return r;
-#else
-    return __builtin_fmaf(a, b, c);
-#endif
-}
-RF_HD double rf_dfma(double a, double b, double c) {
-#if defined(__CUDA_ARCH__)
-    return __fma_rn(a, b, c);
-#else
-    return __builtin_fma(a, b, c);
-#endif
-}
 RF_HD float rf_fdiv(float a, float b) {
 #if defined(__CUDA_ARCH__)
     float r;

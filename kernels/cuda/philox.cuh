@@ -49,8 +49,9 @@
  *   double2 rf_box_muller_f64(uint4 w)                      (r cos, r sin) from the four words
  *   float   rf_normal_at_f32(rf_u64 i, rf_u32 c2, rf_u32 c3, uint2 key)   value i of a stream
  *   double  rf_normal_at_f64(rf_u64 i, rf_u32 c2, rf_u32 c3, uint2 key)
- *   rf_fmul/rf_fadd/rf_fsub/rf_fsqrt, rf_dmul/rf_dadd/rf_dsub/rf_ddiv/rf_dsqrt: the IEEE helpers, for
- *   kernels that combine stream values with other arithmetic and must stay bit-identical too.
+ *   rf_fmul/rf_fadd/rf_fsub/rf_fsqrt, rf_dmul/rf_dadd/rf_dsub/rf_ddiv/rf_dsqrt, rf_ffma/rf_dfma: the
+ *   IEEE helpers, for kernels that combine stream values with other arithmetic and must stay
+ *   bit-identical too (more of them, for the other kernels, in fp.cuh).
  *
  * Include it from any .cu under kernels/ with `#include "philox.cuh"` (the loader puts this folder
  * on the include path); it needs no other header, so it also compiles under NVRTC.
@@ -155,13 +156,11 @@ RF_HD double rf_dsqrt(double a) {
 #endif
 }
 
-/* a * b + c with one rounding.  Used ONLY where the product a * b is exact (one factor a power of two,
- * or both factors short enough), so that it equals the CPU's two operations round(round(a * b) + c)
- * bit for bit; each use says why the product is exact.  Host: the C library's correctly rounded fma. */
-RF_HD float rf_fma_exact(float a, float b, float c) {
-#if defined(RF_CHECK_NO_FMA)   /* tests: no fused operation at all (tests/test_cuda_compile.py) */
-    return rf_fadd(rf_fmul(a, b), c);
-#elif defined(__CUDA_ARCH__)
+/* a * b + c with one rounding, always (rf_ffma / rf_dfma: also under RF_CHECK_NO_FMA): the fused
+ * operations that a CPU kernel performs itself (llvm.fma), e.g. the GEMM chains of unroll.cu and
+ * propagate.cu.  Host: the C library's correctly rounded fma. */
+RF_HD float rf_ffma(float a, float b, float c) {
+#if defined(__CUDA_ARCH__)
     float r;
     asm("fma.rn.f32 %0, %1, %2, %3;" : "=f"(r) : "f"(a), "f"(b), "f"(c));
     return r;
@@ -169,13 +168,29 @@ RF_HD float rf_fma_exact(float a, float b, float c) {
     return __builtin_fmaf(a, b, c);
 #endif
 }
-RF_HD double rf_dfma_exact(double a, double b, double c) {
-#if defined(RF_CHECK_NO_FMA)
-    return rf_dadd(rf_dmul(a, b), c);
-#elif defined(__CUDA_ARCH__)
+RF_HD double rf_dfma(double a, double b, double c) {
+#if defined(__CUDA_ARCH__)
     return __fma_rn(a, b, c);
 #else
     return __builtin_fma(a, b, c);
+#endif
+}
+
+/* a * b + c with one rounding.  Used ONLY where the product a * b is exact (one factor a power of two,
+ * or both factors short enough), so that it equals the CPU's two operations round(round(a * b) + c)
+ * bit for bit; each use says why the product is exact.  Host: the C library's correctly rounded fma. */
+RF_HD float rf_fma_exact(float a, float b, float c) {
+#if defined(RF_CHECK_NO_FMA)   /* tests: no fused operation at all (tests/test_cuda_compile.py) */
+    return rf_fadd(rf_fmul(a, b), c);
+#else
+    return rf_ffma(a, b, c);
+#endif
+}
+RF_HD double rf_dfma_exact(double a, double b, double c) {
+#if defined(RF_CHECK_NO_FMA)
+    return rf_dadd(rf_dmul(a, b), c);
+#else
+    return rf_dfma(a, b, c);
 #endif
 }
 

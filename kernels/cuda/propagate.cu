@@ -42,7 +42,7 @@
  * the same code with plain C++ operators for the one-operation helpers.
  */
 #include "philox.cuh"
-#include "fp.cuh"   /* rf_ffma, rf_fdiv, rf_ffloor, rf_f2i, rf_f2d, rf_dfma, rf_fabs, rf_dabs, RF_MEM */
+#include "fp.cuh"   /* rf_fdiv, rf_ffloor, rf_f2i, rf_f2d, rf_fabs, rf_dabs, RF_MEM */
 #if !defined(__CUDACC__)
 #include <cmath>   /* host builds (tests/cuda_host): tanh, exp */
 #endif

@@ -48,7 +48,7 @@
  * kernels/cuda/unroll_launch.py), exponents as uint64 bit patterns of int64 values.
  */
 #include "philox.cuh"
-#include "fp.cuh"   /* one IEEE operation each: rf_ffma, rf_dfma, rf_f2d, rf_d2f, rf_fgt0, RF_MEM */
+#include "fp.cuh"   /* one IEEE operation each: rf_f2d, rf_d2f, rf_fgt0, RF_MEM (rf_ffma, rf_dfma: philox.cuh) */
 #if !defined(__CUDACC__)
 #include <cmath>   /* host builds (tests/cuda_host): floor, log, frexp */
 #endif
