@@ -252,19 +252,21 @@ UNROLL_MAX_VALUES = 2 ** 49        # values of one input stream (2**48 Philox bl
 
 
 def unroll_weights(W):
-    """W: a real (n, n) or (batch, n, n) float32/float64 host array with finite entries, not too large
-    for the scaled state (max|W|·n < 2**100 in float32, 2**400 in float64: one step must not overflow
-    the state or its float64 squared norm).  Returns (W3, batched)
-    with W3 a C-contiguous (batch, n, n) view or copy."""
+    """W: a real (n, n) or (batch, n, n) float32/float64 array (NumPy, or CuPy: then checked on the
+    device, without a host copy) with finite entries, not too large for the scaled state
+    (max|W|·n < 2**100 in float32, 2**400 in float64: one step must not overflow the state or its
+    float64 squared norm).  Returns (W3, batched) with W3 a C-contiguous (batch, n, n) view or copy on
+    W's device."""
     from . import _backend
-    if _backend.is_cupy(W) or hasattr(W, "__cuda_array_interface__"):
-        raise NotImplementedError("unroll runs on the CPU only in this version; pass a host array "
-                                  "(cupy.asnumpy(W) / tensor.cpu().numpy())")
-    if not isinstance(W, np.ndarray):
-        try:
-            W = np.asarray(W)
-        except Exception as exc:
-            raise TypeError(f"W must be an array, got {type(W).__name__}: {exc}") from exc
+    if _backend.is_cupy(W):
+        xp = _backend._cupy()
+    else:
+        xp = np
+        if not isinstance(W, np.ndarray):
+            try:
+                W = np.asarray(W)
+            except Exception as exc:
+                raise TypeError(f"W must be an array, got {type(W).__name__}: {exc}") from exc
     if W.ndim not in (2, 3):
         raise ValueError(f"W must have shape (n, n) or (batch, n, n), got shape {W.shape}")
     if W.shape[-1] != W.shape[-2] or W.shape[-1] == 0 or W.size == 0:
@@ -277,12 +279,13 @@ def unroll_weights(W):
     finite(W, "W")
     n = W.shape[-1]
     big = 2.0 ** (100 if nm == "float32" else 400)
-    if float(np.abs(W).max()) * n >= big:
-        raise ValueError(f"W has entries up to {float(np.abs(W).max()):.3g}: max|W|·n must be below "
+    wmax = float(xp.abs(W).max())
+    if wmax * n >= big:
+        raise ValueError(f"W has entries up to {wmax:.3g}: max|W|·n must be below "
                          f"2**{100 if nm == 'float32' else 400} for the scaled state to stay finite; "
                          f"unroll W / c instead and add t·log(c) to log_norm (linear/relu)")
     batched = W.ndim == 3
-    W3 = np.ascontiguousarray(W if batched else W[None])
+    W3 = xp.ascontiguousarray(W if batched else W[None])
     return W3, batched
 
 

@@ -116,10 +116,10 @@ def unroll(W, steps, *, realizations=1, inputs="gaussian", input_scale=1.0, U=No
     kernels/cuda/unroll.cu and gives CuPy arrays (docs/cuda.md, "Unroll kernel").
     """
     on_gpu = _backend.is_cupy(W) or hasattr(W, "__cuda_array_interface__")
-    if on_gpu:     # validation is shared: it runs on host copies, before any kernel
+    if on_gpu:     # validation is shared: W on the device, the small arrays on host copies
         cp = _backend._cupy()
-        W_dev = cp.asarray(W)
-        W, U, b, h0, v0 = (None if a is None else _host(cp, a) for a in (W_dev.get(), U, b, h0, v0))
+        W = cp.asarray(W)
+        U, b, h0, v0 = (None if a is None else _host(cp, a) for a in (U, b, h0, v0))
         if not (inputs is None or isinstance(inputs, str)):
             inputs = _host(cp, inputs)
     W3, batched = _validate.unroll_weights(W)
@@ -210,12 +210,11 @@ def unroll(W, steps, *, realizations=1, inputs="gaussian", input_scale=1.0, U=No
         _validate.memory(nbytes + nb * (n + d) * (n + 4) * dt.itemsize,
                          f"unroll(W {tuple(W3.shape)}, steps={steps}, realizations={R})", backend="cuda")
         from .kernels.cuda import unroll_launch as gkern
-        W_dev = W_dev.reshape(W3.shape) if W_dev.dtype == dt else cp.asarray(W3)
         UT, bias, xarr, G0, E0, V0, EV0 = (cp.ascontiguousarray(cp.asarray(a))
                                            for a in (UT, bias, xarr, G0, E0, V0, EV0))
         out_log, out_tlog, out_g, out_e, out_v, out_ev = (cp.empty(a.shape, a.dtype) for a in (
             out_log, out_tlog, out_g, out_e, out_v, out_ev))
-        gkern.unroll(W_dev, UT, bias, xarr, G0, E0, V0, EV0, steps, record_every, _MODE[mode],
+        gkern.unroll(W3, UT, bias, xarr, G0, E0, V0, EV0, steps, record_every, _MODE[mode],
                      _NONLIN[nonlin], int(tangent), e_floor, d, k0, k1, np.uint64(start),
                      counter_word3(Purpose.INPUTS, 0), dt.type(sigma), out_log, out_tlog, out_g, out_e,
                      out_v, out_ev)
