@@ -10,9 +10,8 @@ import operator
 
 import numpy as np
 
-MAX_SEED = 2 ** 64
-MAX_INDEX = 2 ** 32
-MAX_SUB = 2 ** 24
+from .spec.stream import MAX_INDEX, MAX_SEED, MAX_SUB  # noqa: F401  (the stream's limits)
+from .spec import activations as _act
 
 
 def integer(x, name):
@@ -182,7 +181,7 @@ def finite(a, name):
 
 
 # --- rf.propagate and rf.theory.mean_field -------------------------------------------------------
-ACTIVATIONS = ("linear", "tanh", "sigmoid", "relu")
+ACTIVATIONS = _act.PROPAGATE
 
 
 def activation(name):
@@ -247,7 +246,7 @@ def tolerance(tol, name="tol"):
 
 
 # --- rf.unroll -------------------------------------------------------------------------------------
-NONLINEARITIES = ("linear", "tanh", "relu")
+NONLINEARITIES = _act.UNROLL
 UNROLL_MAX_VALUES = 2 ** 49        # values of one input stream (2**48 Philox blocks, >= 2 values each)
 
 

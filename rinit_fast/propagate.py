@@ -13,14 +13,15 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from .kernels.cpu import threads
 from . import _backend, _validate, scheme_table as schemes
 from .rng import Purpose, counter_word3, key_words
+from .spec import activations
 
 __all__ = ["propagate", "PropagateResult"]
 
 STAT_FIELDS = ("preact_mean", "preact_var", "preact_unit_var", "act_mean", "act_var", "act_unit_var",
                "act_abs_mean", "grad_var")
-_ACT_CODE = {"linear": 0, "tanh": 1, "sigmoid": 2, "relu": 3}
 _PANEL_VALUES = 16384          # weights per generated panel (kernels/cpu/propagate.py): 64 KiB in float32,
 _PANEL_MIN_ROWS = 64           # but at least 64 rows (thinner GEMMs run slower: docs/propagate.md),
 _PANEL_MAX_VALUES = 1 << 20    # unless that would exceed 2**20 values
@@ -114,20 +115,6 @@ class PropagateResult:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("per_network", "config")}
 
 
-_BLAS = None
-
-
-def _blas_one_thread():
-    """A context that pins BLAS to one thread: each Numba thread runs its own single-threaded GEMMs
-    (nested BLAS threads oversubscribe the cores; bench/NOTES.md)."""
-    global _BLAS
-    if _BLAS is None:  # scan the loaded libraries once
-        import scipy.linalg.cython_blas  # noqa: F401  (the BLAS that Numba's np.dot calls)
-        from threadpoolctl import ThreadpoolController
-        _BLAS = ThreadpoolController()
-    return _BLAS.limit(limits=1, user_api="blas")
-
-
 def _family(draw, name):
     """(kernel family code, mul, add) of a Draw, or None for orthogonal (materialised)."""
     f = draw.family
@@ -149,25 +136,6 @@ def _family(draw, name):
 def _panel_rows(width, in_width):
     fi = max(width, in_width)
     return max(1, min(width, max(_PANEL_VALUES // fi, min(_PANEL_MIN_ROWS, _PANEL_MAX_VALUES // fi))))
-
-
-def _nthreads():
-    import numba
-    return numba.get_num_threads()
-
-
-def _run(task, n, nthreads):
-    """task(0), ..., task(n-1) on ``nthreads`` threads (the kernels release the GIL), one network per task:
-    the coarse parallelism of docs/CONVENTIONS.md with no Numba parallel region.  Results do not depend on
-    which thread runs which network."""
-    if nthreads <= 1 or n <= 1:
-        for i in range(n):
-            task(i)
-        return
-    from concurrent.futures import ThreadPoolExecutor
-    with ThreadPoolExecutor(max_workers=min(nthreads, n)) as pool:
-        for _ in pool.map(task, range(n)):
-            pass
 
 
 def propagate(scheme, width, depth, *, activation, batch=1, samples=32, seed=0, start=0, backend="cpu",
@@ -237,7 +205,7 @@ def propagate(scheme, width, depth, *, activation, batch=1, samples=32, seed=0, 
     maxw = max(width, in_width)
     pr = _panel_rows(width, in_width)
     isz = dt.itemsize
-    inflight = min(batch, _nthreads())
+    inflight = min(batch, threads.nthreads())
     config = dict(scheme=name, width=width, depth=depth, in_width=in_width, activation=act, batch=batch,
                   samples=samples, seed=seed, start=start, gain=float(gain), bias_std=bias_std,
                   dtype=dt.name, params=dict(scheme_params))
@@ -279,13 +247,13 @@ def propagate(scheme, width, depth, *, activation, batch=1, samples=32, seed=0, 
     fn = kern.compiled(kern.network_f32 if dt == np.float32 else kern.network_f64)
     args = (k0, k1, c3[Purpose.WEIGHTS], c3[Purpose.PROP_BIAS], c3[Purpose.PROP_INPUT], c3[Purpose.PROP_GRAD],
             code, typ(mul), typ(add), typ(draw0.scale), typ(draw.scale), typ(bias_std), width, in_width,
-            samples, _ACT_CODE[act], seg, pr, np.empty((0, 0), dt))
+            samples, activations.code(act), seg, pr, np.empty((0, 0), dt))
 
     def task(b):
         fn(stats[b], args[0], args[1], np.uint64(start + b), *args[2:])
 
-    with _blas_one_thread():
-        _run(task, batch, _nthreads())
+    with threads.blas_single_thread():
+        threads.run_tasks(task, batch)
     return PropagateResult.from_networks(stats, config)
 
 
@@ -324,7 +292,7 @@ def _propagate_cuda(stats, config, fam, draw0, draw, checkpoint, params):
             return sample(name, (width, fi), batch=nb, seed=seed, start=start + c0, layer=layer, dtype=dt,
                           gain=config["gain"], backend="cuda", **params)
     pl.propagate(stats, width=width, in_width=in_width, depth=depth, samples=samples,
-                 act=_ACT_CODE[config["activation"]], k0=int(k0), k1=int(k1), start=start,
+                 act=activations.code(config["activation"]), k0=int(k0), k1=int(k1), start=start,
                  c3w=int(counter_word3(Purpose.WEIGHTS, 0)), c3b=int(counter_word3(Purpose.PROP_BIAS, 0)),
                  c3x=int(counter_word3(Purpose.PROP_INPUT, 0)), c3g=int(counter_word3(Purpose.PROP_GRAD, 0)),
                  family=code, mul=mul, add=add, scale0=draw0.scale, scale=draw.scale,
@@ -342,13 +310,13 @@ def _propagate_given(stats, name, width, in_width, depth, samples, act, seed, st
     c3x = counter_word3(Purpose.PROP_INPUT, 0)
     c3g = counter_word3(Purpose.PROP_GRAD, 0)
     maxw = max(width, in_width)
-    code = _ACT_CODE[act]
+    code = activations.code(act)
     typ = dt.type
     f32 = dt == np.float32
     k_in, k_fw, k_bw = kern.compiled(*((kern.given_inputs_f32, kern.given_forward_f32, kern.given_backward_f32)
                                        if f32 else
                                        (kern.given_inputs_f64, kern.given_forward_f64, kern.given_backward_f64)))
-    nthreads = _nthreads()
+    nthreads = threads.nthreads()
     for c0 in range(0, stats.shape[0], chunk):
         nb = min(chunk, stats.shape[0] - c0)
         st = stats[c0:c0 + nb]
@@ -368,8 +336,8 @@ def _propagate_given(stats, name, width, in_width, depth, samples, act, seed, st
             def fwd(b, W3=W3, layer=layer):
                 k_fw(W3[b], X3[b], Z3[b], D4[b, layer], st[b, layer], k0, k1, c2[b], c3b + np.uint64(layer),
                      typ(bias_std), code, pr)
-            with _blas_one_thread():
-                _run(fwd, nb, nthreads)
+            with threads.blas_single_thread():
+                threads.run_tasks(fwd, nb, nthreads)
         for layer in range(depth - 1, -1, -1):
             fi = in_width if layer == 0 else width
             W3 = sample(name, (width, fi), batch=nb, seed=seed, start=start + c0, layer=layer, dtype=dt,
@@ -378,8 +346,8 @@ def _propagate_given(stats, name, width, in_width, depth, samples, act, seed, st
             def bwd(b, W3=W3, layer=layer):
                 k_bw(W3[b], D4[b, layer], G3[b], G3b[b], st[b, layer], pr)
                 G3[b], G3b[b] = G3b[b], G3[b]
-            with _blas_one_thread():
-                _run(bwd, nb, nthreads)
+            with threads.blas_single_thread():
+                threads.run_tasks(bwd, nb, nthreads)
 
 
 def _propagate_materialised(scheme, width, depth, *, activation, batch=1, samples=32, seed=0, start=0,

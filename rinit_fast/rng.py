@@ -1,4 +1,7 @@
-"""The random stream contract (docs/rng.md is its prose twin; change both together, with a version bump).
+"""The random stream contract, public face (docs/rng.md is its prose twin; change both together, with a
+version bump).  The numbers of the contract (purposes, counter layout, limits, mapping constants) live
+in ``rinit_fast.spec.stream``, which the kernels read too; this module re-exports them and adds the
+validated entry points: the key of a seed, the block function, and the streams as arrays.
 
 Generator: Philox4x32-10 exactly as in Random123 (Salmon et al., SC'11).
 
@@ -31,32 +34,11 @@ stream (2**50 float32 values per matrix: any matrix that fits in memory).
 """
 from __future__ import annotations
 
-import enum
-
 import numpy as np
 
 from . import _backend, _validate
-
-STREAM_VERSION = 1
-"""Bumped whenever any value of any stream changes."""
-
-MAX_INDEX = 2 ** 32
-MAX_SUB = 2 ** 24
-MAX_SEED = 2 ** 64
-
-
-class Purpose(enum.IntEnum):
-    """Purposes of the stream: each has its own counters, so no two ever share a block."""
-
-    WEIGHTS = 0        # weight matrices: c2 = matrix (or network), sub = layer (0 for rf.sample)
-    INPUTS = 1         # unroll inputs x_t: c2 = matrix, sub = realisation, value t*d + k
-    START = 2          # spectral start vectors: c2 = matrix, sub = vector
-    H0 = 3             # unroll initial states: c2 = matrix, sub = realisation
-    V0 = 4             # unroll tangent start vectors: c2 = matrix, sub = realisation
-    PROP_INPUT = 5     # propagate inputs x_0: c2 = network, sub = sample
-    PROP_GRAD = 6      # propagate output gradients: c2 = network, sub = sample
-    USER = 255         # free for users' own draws (never used by the engine)
-    PROP_BIAS = 7      # propagate biases b_l: c2 = network, sub = layer, value i = unit i
+from .spec.stream import MAX_INDEX, MAX_SEED, MAX_SUB, STREAM_VERSION, Purpose  # noqa: F401  (re-exported)
+from .spec import stream as _spec
 
 
 def key_words(seed):
@@ -70,7 +52,7 @@ def counter_word3(purpose, sub=0):
     purpose = Purpose(purpose)
     if not 0 <= sub < MAX_SUB:
         raise ValueError(f"sub-index must be in [0, 2**24), got {sub}")
-    return np.uint64((int(purpose) << 24) | int(sub))
+    return np.uint64(_spec.counter_word3(purpose, sub))
 
 
 def philox4x32(counter, key):

@@ -127,18 +127,9 @@ def _orthogonal(a3, seed, start, layer, gain, backend):
         g[...] = q
 
 
-_BLAS = None
-
-
 def _qr_haar_cpu(g64, q):
-    """One LAPACK QR per matrix, matrices spread over Numba's threads, each LAPACK call single-threaded:
-    nesting OpenBLAS threads inside the parallel loop oversubscribes the cores (measured 44 ms/matrix at
-    500x500 instead of about 7; bench/NOTES.md)."""
-    global _BLAS
-    if _BLAS is None:  # scan the loaded BLAS libraries once (the scan costs about a millisecond)
-        import scipy.linalg.cython_lapack  # noqa: F401  (the LAPACK that Numba's qr calls)
-        from threadpoolctl import ThreadpoolController
-        _BLAS = ThreadpoolController()
-    from .kernels.cpu import sampling as kern
-    with _BLAS.limit(limits=1, user_api="blas"):
+    """One LAPACK QR per matrix, matrices spread over Numba's threads, each LAPACK call single-threaded
+    (kernels/cpu/threads.py)."""
+    from .kernels.cpu import sampling as kern, threads
+    with threads.blas_single_thread():
         kern.qr_haar(g64, q)

@@ -6,12 +6,12 @@ docs/spectral.md; the kernels are kernels/cpu/spectral.py.
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import _backend, _validate
+from .kernels.cpu import threads
 from .rng import Purpose, normals
 
 PATHS = ("ritz", "triangular", "isometry", "nilpotent", "exact")
@@ -92,20 +92,6 @@ class NormResult:
     iterations: np.ndarray
     residual: np.ndarray
     method: str
-
-
-_BLAS = None
-
-
-def _blas_one_thread():
-    """A context in which every BLAS library runs single-threaded: the kernels call BLAS from inside
-    their own parallel loop over matrices, and nested BLAS threads oversubscribe the cores."""
-    global _BLAS
-    if _BLAS is None:
-        import scipy.linalg.cython_lapack  # noqa: F401  (the BLAS/LAPACK that Numba calls)
-        from threadpoolctl import ThreadpoolController
-        _BLAS = ThreadpoolController()
-    return _BLAS.limit(limits=1, user_api="blas")
 
 
 def _prepare(W, name):
@@ -193,7 +179,7 @@ def spectral_radius(W, *, tol=DEFAULT_TOL, max_iter=None, method="power", seed=0
                             n_ritz)
     if method == "exact":
         return _radius_exact(W3, batch_shape, n_ritz)
-    _validate.memory(min(nb, _threads()) * (n * n * (24 if cplx else 12) + (krylov_dim + 2) * n * 32)
+    _validate.memory(min(nb, threads.nthreads()) * (n * n * (24 if cplx else 12) + (krylov_dim + 2) * n * 32)
                      + nb * n * 32, f"spectral_radius scratch at n={n}")
     xs = _start_vectors(seed, start, nb, n, 2, cplx)
     radius = np.empty(nb)
@@ -239,7 +225,7 @@ def spectral_norm(W, *, tol=DEFAULT_NORM_TOL, max_iter=None, method="power", see
     if method == "exact":
         return _norm_exact(W3, batch_shape)
     cplx = np.iscomplexobj(W3)
-    _validate.memory(min(nb, _threads()) * (n * n * 16 + (krylov_dim + 2) * n * 16) + nb * n * 16,
+    _validate.memory(min(nb, threads.nthreads()) * (n * n * 16 + (krylov_dim + 2) * n * 16) + nb * n * 16,
                      f"spectral_norm scratch at n={n}")
     x = np.ascontiguousarray(_start_vectors(seed, start, nb, n, 1, cplx)[:, 0])
     norm = np.empty(nb)
@@ -255,33 +241,18 @@ def spectral_norm(W, *, tol=DEFAULT_NORM_TOL, max_iter=None, method="power", see
                       method="power")
 
 
-# --- threads: whole matrices per thread, the kernels release the GIL --------------------------------
-def _threads():
-    import numba
-    return numba.get_num_threads()
-
-
+# --- threads: whole matrices per thread, the kernels release the GIL, BLAS single-threaded ----------
 def _run_chunks(fn, nb):
-    """Call fn(b0, b1) over [0, nb) in chunks, on ``numba.get_num_threads()`` threads, BLAS single-threaded.
-    Chunks are small (dynamic balance: matrices differ in cost) but whole matrices (no barrier inside one)."""
-    threads = max(1, min(nb, _threads()))
-    chunk = max(1, nb // (4 * threads))
-    bounds = [(b0, min(nb, b0 + chunk)) for b0 in range(0, nb, chunk)]
-    with _blas_one_thread():
-        if threads == 1:
-            for b0, b1 in bounds:
-                fn(b0, b1)
-        else:
-            with ThreadPoolExecutor(max_workers=threads) as ex:
-                for f in [ex.submit(fn, b0, b1) for b0, b1 in bounds]:
-                    f.result()
+    """fn(b0, b1) over [0, nb) in small chunks of whole matrices (dynamic balance: matrices differ in cost;
+    no barrier inside one), on threads.nthreads() threads with BLAS single-threaded."""
+    with threads.blas_single_thread():
+        threads.run_chunks(fn, nb, per_thread=4)
 
 
 # --- method="exact": LAPACK, one matrix per thread (LAPACK releases the GIL) ------------------------
-
 def _map_matrices(fn, W3):
-    with _blas_one_thread(), ThreadPoolExecutor(max_workers=max(1, min(W3.shape[0], _threads()))) as ex:
-        return list(ex.map(fn, range(W3.shape[0])))
+    with threads.blas_single_thread():
+        return threads.run_tasks(fn, W3.shape[0])
 
 
 def _radius_exact(W3, batch_shape, n_ritz):

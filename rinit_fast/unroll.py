@@ -12,10 +12,10 @@ import numpy as np
 
 from . import _backend, _validate
 from .rng import Purpose, _fill, counter_word3, key_words
+from .spec import activations
 
 __all__ = ["unroll", "UnrollResult"]
 
-_NONLIN = {"linear": 0, "relu": 1, "tanh": 2}
 _MODE = {None: 0, "gaussian": 1, "array": 2}
 GAUSS_MAX = 8.6            # |z| of the stream's Box–Muller normals is < 8.58 (u >= 2**-53)
 CHUNK_R = 64               # at most this many realisations per work item (see _nchunks)
@@ -215,13 +215,13 @@ def unroll(W, steps, *, realizations=1, inputs="gaussian", input_scale=1.0, U=No
         out_log, out_tlog, out_g, out_e, out_v, out_ev = (cp.empty(a.shape, a.dtype) for a in (
             out_log, out_tlog, out_g, out_e, out_v, out_ev))
         gkern.unroll(W3, UT, bias, xarr, G0, E0, V0, EV0, steps, record_every, _MODE[mode],
-                     _NONLIN[nonlin], int(tangent), e_floor, d, k0, k1, np.uint64(start),
+                     activations.code(nonlin), int(tangent), e_floor, d, k0, k1, np.uint64(start),
                      counter_word3(Purpose.INPUTS, 0), dt.type(sigma), out_log, out_tlog, out_g, out_e,
                      out_v, out_ev)
     else:
         from .kernels.cpu import unroll as kern
         kern.unroll(W3, UT, bias, xarr, G0, E0, V0, EV0, steps, record_every, _MODE[mode],
-                    _NONLIN[nonlin], int(tangent), _nchunks(R), e_floor, d, k0, k1, np.uint64(start),
+                    activations.code(nonlin), int(tangent), _nchunks(R), e_floor, d, k0, k1, np.uint64(start),
                     counter_word3(Purpose.INPUTS, 0), dt.type(sigma), out_log, out_tlog, out_g, out_e,
                     out_v, out_ev)
 

@@ -38,6 +38,8 @@ from numba.core.errors import NumbaIRAssumptionWarning
 from numba.extending import intrinsic, overload
 from numba.np.linalg import _BLAS
 
+from rinit_fast.spec import activations as _act
+
 from ._jit import _COMMON, device, kernel
 from .philox import (M32, box_muller_f32, box_muller_f64, normal_at_f32, normal_at_f64, philox4x32_10,
                      u32_as_f32, uniform_f32, uniform_f64)
@@ -47,7 +49,7 @@ STAT_FIELDS = ("preact_mean", "preact_var", "preact_unit_var", "act_mean", "act_
                "act_abs_mean", "grad_var")
 NSTAT = len(STAT_FIELDS)
 FAMILIES = {"normal": 0, "uniform": 1, "truncated": 2, "constant": 3}
-ACTIVATIONS = {"linear": 0, "tanh": 1, "sigmoid": 2, "relu": 3}
+ACTIVATIONS = _act.CODES      # one code table (rinit_fast/spec/activations.py)
 
 
 

@@ -38,6 +38,9 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
+from rinit_fast.spec.activations import LINEAR, RELU, TANH  # noqa: F401  (one code table)
+
+from . import threads
 from ._jit import _COMMON, device, kernel
 from .philox import M32, box_muller_f32, box_muller_f64, f64_as_u64, philox4x32_10, u64_as_f64
 
@@ -53,7 +56,6 @@ _LO = 2.0 ** (-2 * RENORM_EXP)
 LN2 = math.log(2.0)
 LANES = 16                 # partial sums of the norm (fixed, so the bits do not depend on the ISA)
 
-LINEAR, RELU, TANH = 0, 1, 2
 NO_INPUT, GAUSSIAN, ARRAY = 0, 1, 2
 NO_FLOOR = -(1 << 62)
 
@@ -441,7 +443,7 @@ def unroll(W, UT, bias, xarr, G0, E0, V0, EV0, steps, record_every, input_mode, 
     """Run the recurrences of every matrix of W and every realisation; see the module docstring.
 
     Work item = (matrix m, chunk c of the realisations): one call of the compiled ``run_item`` (which
-    releases the GIL), spread over ``numba.get_num_threads()`` Python threads.  No Numba parallel region:
+    releases the GIL), spread over ``threads.nthreads()`` Python threads (kernels/cpu/threads.py).  No Numba parallel region:
     the prange wrapper that this replaces took as long to compile as the time loop itself (bench/NOTES.md
     "Unroll"), and each dtype now compiles only when it is used."""
     nb = W.shape[0]
@@ -456,17 +458,7 @@ def unroll(W, UT, bias, xarr, G0, E0, V0, EV0, steps, record_every, input_mode, 
         for c in range(nchunks):
             items.append((np.int64(m), np.int64((c * R) // nchunks), np.int64(((c + 1) * R) // nchunks)))
 
-    def task(item):
-        fn(*args, *item)
-    nthreads = min(numba.get_num_threads(), len(items))
-    if nthreads <= 1:
-        for item in items:
-            task(item)
-        return
-    from concurrent.futures import ThreadPoolExecutor
-    with ThreadPoolExecutor(max_workers=nthreads) as pool:
-        for _ in pool.map(task, items):
-            pass
+    threads.run_tasks(lambda i: fn(*args, *items[i]), len(items))
 
 
 def run_item(W, UT, bias, xarr, G0, E0, V0, EV0, steps, record_every, input_mode, nonlin, tangent,

@@ -18,7 +18,10 @@ works, and only calling into the CUDA path needs it.
 
 Launch configuration: every kernel here uses grid-stride loops, so the grid and the block size never
 change a value.  :func:`launch_config` (or the environment variables ``RINIT_FAST_CUDA_BLOCK`` and
-``RINIT_FAST_CUDA_GRID``) forces them, for tests and tuning.
+``RINIT_FAST_CUDA_GRID``) forces them, for tests and tuning.  The launchers of the other families
+(``*_launch.py``) get their block, grid and device limits through the public :func:`block_size`,
+:func:`grid_size`, :func:`forced_grid`, :func:`device_limits` and :func:`env_int`, never through this
+module's private state.
 """
 from __future__ import annotations
 
@@ -79,12 +82,16 @@ def options(extra=()) -> tuple:
 
 
 # --- modules and kernels -------------------------------------------------------------------------
-def _cupy():
+def cupy():
+    """The cupy module, or a clear error naming the extra to install."""
     try:
-        import cupy
+        import cupy as cp
     except Exception as exc:  # ImportError, or a CUDA library that fails to load
         raise RuntimeError(f"the CUDA kernels need CuPy (pip install 'rinit_fast[cuda]'): {exc}") from exc
-    return cupy
+    return cp
+
+
+_cupy = cupy  # the name the wrappers below use
 
 
 @functools.lru_cache(maxsize=None)
@@ -156,10 +163,52 @@ def launch_config(block=None, grid=None):
             _launch.update(old)
 
 
+def block_size(default=DEFAULT_BLOCK, maximum=1024):
+    """The block size a launcher should use: the one forced by :func:`launch_config` or
+    ``RINIT_FAST_CUDA_BLOCK``, else ``default``; validated (a multiple of 32 in [32, maximum])."""
+    block = _launch["block"] or _env_int("RINIT_FAST_CUDA_BLOCK") or default
+    if block % 32 or not 32 <= block <= maximum:
+        raise ValueError(f"CUDA block size must be a multiple of 32 in [32, {maximum}], got {block}")
+    return int(block)
+
+
+def grid_size(items, default=None):
+    """The grid a launcher should use for ``items`` blocks' worth of work: the one forced by
+    :func:`launch_config` or ``RINIT_FAST_CUDA_GRID``, else ``default`` (else ``items``), at most ``items``."""
+    g = _launch["grid"] or _env_int("RINIT_FAST_CUDA_GRID") or default or items
+    return max(1, min(int(g), int(items)))
+
+
+def forced_grid():
+    """The grid forced by :func:`launch_config` or ``RINIT_FAST_CUDA_GRID``, or None."""
+    return _launch["grid"] or _env_int("RINIT_FAST_CUDA_GRID")
+
+
+def env_int(name):
+    """An integer tuning variable from the environment (None when unset), or a clear error."""
+    return _env_int(name)
+
+
+DEFAULT_SMEM = 48 * 1024
+
+
 @functools.lru_cache(maxsize=None)
+def _device_limits(device_id):
+    attrs = cupy().cuda.Device(device_id).attributes
+    return {"sms": int(attrs.get("MultiProcessorCount", 1)) or 1,
+            "smem_per_block_optin": int(attrs.get("MaxSharedMemoryPerBlockOptin", 0)) or DEFAULT_SMEM,
+            "max_threads_per_block": int(attrs.get("MaxThreadsPerBlock", 1024)) or 1024}
+
+
+def device_limits():
+    """Limits of the current device that launchers plan with: ``sms`` (multiprocessors),
+    ``smem_per_block_optin`` (bytes of dynamic shared memory a block may opt into),
+    ``max_threads_per_block``.  Memoised per device."""
+    return dict(_device_limits(cupy().cuda.Device().id))
+
+
 def _device_sms(device_id):
-    cp = _cupy()
-    return int(cp.cuda.Device(device_id).attributes["MultiProcessorCount"])
+    return _device_limits(device_id)["sms"]
 
 
 _occupancy = {}
@@ -188,16 +237,14 @@ def _blocks_per_sm_query(kernel, block, smem):
 
 def _config(kernel, items, smem_per_warp=0):
     """(grid, block, shared_mem) for ``items`` work items of a grid-stride kernel."""
-    block = _launch["block"] or _env_int("RINIT_FAST_CUDA_BLOCK") or DEFAULT_BLOCK
-    if block % 32 or not 32 <= block <= 1024:
-        raise ValueError(f"CUDA block size must be a multiple of 32 in [32, 1024], got {block}")
+    block = block_size()
     limit = _max_threads.get(id(kernel))
     if limit is None:
         limit = _max_threads[id(kernel)] = int(kernel.max_threads_per_block)
     if block > limit:
         raise ValueError(f"block size {block} exceeds this kernel's limit of {limit} threads")
     smem = (block // 32) * smem_per_warp
-    grid = _launch["grid"] or _env_int("RINIT_FAST_CUDA_GRID")
+    grid = forced_grid()
     if grid is None:
         cp = _cupy()
         resident = _device_sms(cp.cuda.Device().id) * _blocks_per_sm(kernel, block, smem)

@@ -64,9 +64,9 @@ enum {
     RF_PLAN_K1, RF_PLAN_C2START, RF_PLAN_C3BASE, RF_PLAN_NCHUNKS, RF_PLAN_RP, RF_PLAN_WSMEM,
     RF_PLAN_COUNT
 };
-#define RF_LINEAR 0
-#define RF_RELU 1
-#define RF_TANH 2
+#define RF_LINEAR 0      /* rinit_fast/spec/activations.py: one code table for every operation */
+#define RF_TANH 1
+#define RF_RELU 3
 #define RF_NO_INPUT 0
 #define RF_GAUSSIAN 1
 #define RF_ARRAY 2
