@@ -12,6 +12,7 @@ import numpy as np
 
 from .spec.stream import MAX_INDEX, MAX_SEED, MAX_SUB  # noqa: F401  (the stream's limits)
 from .spec import activations as _act
+from .spec.spectral import MIN_KRYLOV_DIM
 
 
 def integer(x, name):
@@ -233,6 +234,15 @@ def spectral_method(method):
         raise ValueError(f"method must be one of {SPECTRAL_METHODS} ('exact' = LAPACK/cuSOLVER reference), "
                          f"got {method!r}")
     return method
+
+
+def krylov_dim(k):
+    """The largest Krylov dimension of rf.spectral_radius / rf.spectral_norm (rinit_fast.spec.spectral)."""
+    k = integer(k, "krylov_dim")
+    if k < MIN_KRYLOV_DIM:
+        raise ValueError(f"krylov_dim must be >= {MIN_KRYLOV_DIM} (a Krylov space that small cannot separate the "
+                         f"top eigenvalues), got {k}")
+    return k
 
 
 def tolerance(tol, name="tol"):

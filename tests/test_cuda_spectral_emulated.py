@@ -4,8 +4,9 @@ tests/cuda_host/cuda_shim.h in block mode (every thread of a block a coroutine, 
 warp shuffles of the reductions modelled), behind the fake CuPy of tests/cuda_host/fake_cupy.
 
 This exercises the whole path of a CuPy W through rf.spectral_radius / rf.spectral_norm: the shared
-validation, the driver of kernels/cuda/spectral_launch.py (active sets, per-matrix Krylov dimensions,
-host Rayleigh-Ritz, thick restarts, nilpotency probes), the exact C types of every kernel argument, the
+validation, the spec's driver (rinit_fast/spec/spectral.py: active sets, per-matrix Krylov dimensions,
+host Rayleigh-Ritz, thick restarts, nilpotency probes) on the GPU backend of
+kernels/cuda/spectral_launch.py, the exact C types of every kernel argument, the
 shared-memory layouts (the emulator flags a write past the launch's dynamic shared memory) and the
 barriers (a missing one shows up as a wrong answer under the coroutine interleaving).  The tests marked
 `large` (n >= 128) are left to the GPU (minutes in the emulation).  What it cannot check: NVRTC's code
@@ -25,7 +26,4 @@ def fake_env(tmp_path_factory):
 
 
 def test_spectral_gpu_suite_on_the_emulator(fake_env, tmp_path):
-    from rinit_fast import spectral
-    if not hasattr(spectral, "_radius_cuda"):
-        pytest.skip("rinit_fast.spectral does not dispatch CuPy input to the CUDA kernels yet")
     run_gpu_suite(fake_env, tmp_path, "test_cuda_spectral.py", SUBSET)
