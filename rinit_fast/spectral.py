@@ -14,7 +14,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from . import _backend, _validate
-from .kernels.cpu import threads
 from .rng import Purpose, normals
 from .spec import spectral as spec
 from .spec.spectral import (DEFAULT_NORM_TOL, DEFAULT_TOL, KRYLOV_DIM, N_RITZ,  # noqa: F401  (public)
@@ -137,8 +136,8 @@ def spectral_radius(W, *, tol=DEFAULT_TOL, max_iter=None, method="power", seed=0
     _validate.memory(kern.scratch_bytes("radius", nb, n, cplx, m) + nb * 2 * n * 16,
                      f"spectral_radius scratch at n={n}", backend=backend)
     xs = _start_vectors(seed, start, nb, n, 2, cplx, backend)
-    radius, conv, its, res, ritz, path = _run(
-        kern.stacks(W3, xs, m), spec.radius, nb, tol=tol, max_iter=max_iter, filter_steps=filter_steps,
+    radius, conv, its, res, ritz, path = kern.run(
+        spec.radius, W3, xs, m, tol=tol, max_iter=max_iter, filter_steps=filter_steps,
         krylov_dim=krylov_dim, keep=spec.default_keep(krylov_dim), eps_in=float(np.finfo(W3.dtype).eps),
         n_ritz=n_ritz)
     return _wrap(SpectralResult(radius=radius.reshape(batch_shape), converged=conv.reshape(batch_shape),
@@ -179,8 +178,7 @@ def spectral_norm(W, *, tol=DEFAULT_NORM_TOL, max_iter=None, method="power", see
     _validate.memory(kern.scratch_bytes("norm", nb, n, cplx, m) + nb * n * 16,
                      f"spectral_norm scratch at n={n}", backend=backend)
     x = _start_vectors(seed, start, nb, n, 1, cplx, backend)
-    norm, conv, its, res = _run(kern.stacks(W3, x, m), spec.norm, nb, tol=tol, max_iter=max_iter,
-                                krylov_dim=krylov_dim)
+    norm, conv, its, res = kern.run(spec.norm, W3, x, m, tol=tol, max_iter=max_iter, krylov_dim=krylov_dim)
     return _wrap(NormResult(norm=norm.reshape(batch_shape), converged=conv.reshape(batch_shape),
                             iterations=its.reshape(batch_shape), residual=res.reshape(batch_shape),
                             method="power"), backend)
@@ -230,21 +228,6 @@ def _start_vectors(seed, start, nb, n, nsub, complex_, backend):
     x = normals(seed, Purpose.START, index=start, count=2 * n if complex_ else n, n_index=nb, n_sub=nsub,
                 dtype="float64", backend=backend)
     return x.view(np.complex128) if complex_ else x
-
-
-# --- run: the spec's driver over the backend's stacks (waves of the batch) ---------------------------
-def _run(stacks, driver, nb, **params):
-    """driver(stack, **params) for each (b0, b1, stack) of ``stacks``; its host arrays gathered over the
-    batch.  BLAS is single-threaded throughout (the CPU kernels run their own threads)."""
-    out = None
-    with threads.blas_single_thread():
-        for b0, b1, stack in stacks:
-            got = driver(stack, **params)
-            if out is None:
-                out = [np.empty((nb,) + g.shape[1:], dtype=g.dtype) for g in got]
-            for o, g in zip(out, got):
-                o[b0:b1] = g
-    return out
 
 
 def _wrap(r, backend):

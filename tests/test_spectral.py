@@ -249,3 +249,138 @@ def test_errors(fn):
                            ({"krylov_dim": 4}, ValueError, "krylov_dim must be >= 8")]:
         with pytest.raises(exc, match=match):
             fn(good, **kw)
+
+
+# --- the spec's driver and the CPU primitives against the textbook backend (naive_spectral.Backend) ------
+def _xs(W, nsub=2, seed=0):
+    from rinit_fast.spectral import _start_vectors
+    return _start_vectors(seed, 0, W.shape[0], W.shape[1], nsub, np.iscomplexobj(W), "cpu")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "complex64", "complex128"])
+def test_cpu_primitives_match_the_textbook(dtype):
+    """Each primitive of kernels/cpu/spectral.py against naive_spectral.Backend on the same state."""
+    from rinit_fast.kernels.cpu import spectral as kern
+    scheme = "complex_glorot" if dtype.startswith("complex") else "glorot_normal"
+    n, m = 37, 12
+    W = rf.sample(scheme, n, batch=5, seed=61, dtype=dtype) * 3.7
+    W[3] = np.triu(W[3])                                    # triangular: no copy, flagged
+    xs = _xs(W)
+    cpu, ref = kern.Stack(np.ascontiguousarray(W), xs), naive.Backend(W, xs)
+    s1, f1, t1 = cpu.prep(True)
+    s2, f2, t2 = ref.prep(True)
+    np.testing.assert_array_equal(s1, s2)
+    np.testing.assert_array_equal(t1, t2)
+    assert t1.tolist() == [False, False, False, True, False]
+    items = np.array([0, 1, 2, 4])
+    np.testing.assert_allclose(f1[items], f2[items], rtol=1e-13)
+    assert np.array_equal(cpu.wk[items], ref.Wk[items])      # W/s exactly (a power of two)
+    c1, d1 = cpu.isometry(items)
+    c2, d2 = ref.isometry(items)
+    np.testing.assert_allclose(c1, c2, rtol=1e-12)
+    np.testing.assert_allclose(d1, d2, rtol=1e-9)
+    for be in (cpu, ref):
+        be.arnoldi_init(m)
+    steps = np.array([0, 5, 40, 7])
+    r1 = cpu.power(items, steps, source="start", low=True, settle=True)
+    r2 = ref.power(items, steps, source="start", low=True, settle=True)
+    np.testing.assert_array_equal(r1[0], steps)
+    np.testing.assert_array_equal(r1[0], r2[0])
+    assert not r1[1].any() and not r2[1].any()
+    np.testing.assert_allclose(cpu.Q[items, 0], ref.Q[items, 0], atol=1e-4)   # the filter runs in float32
+    ref.Q[:] = cpu.Q                                         # continue from the same vectors
+    ref.X[:] = cpu.X
+    j0 = np.zeros(4, dtype=np.int64)
+    j1 = np.array([1, 6, m, 9])
+    bt = np.zeros(4)
+    e1 = cpu.arnoldi(items, j0, j1, bt)
+    e2 = ref.arnoldi(items, j0, j1, bt)
+    np.testing.assert_array_equal(e1[0], j1)
+    np.testing.assert_array_equal(e1[0], e2[0])
+    np.testing.assert_allclose(cpu.H[items], ref.H[items], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(cpu.Q[items], ref.Q[items], rtol=1e-9, atol=1e-12)
+    for k, b in enumerate(items):                            # the Arnoldi relation, orthonormality
+        j = j1[k]
+        q = cpu.Q[b, :j + 1]
+        np.testing.assert_allclose(q.conj() @ q.T, np.eye(j + 1), atol=1e-12)
+        np.testing.assert_allclose(cpu.wk[b] @ q[:j].T, q.T @ cpu.H[b, :j + 1, :j], atol=1e-12)
+    cpu.lanczos_init(items, m)
+    ref.lanczos_init(items, m)
+    e1 = cpu.lanczos(items, j0, j1, bt)
+    e2 = ref.lanczos(items, j0, j1, bt)
+    np.testing.assert_array_equal(e1[0], e2[0])
+    a1, b1 = cpu.tridiagonal(items)
+    a2, b2 = ref.tridiagonal(items)
+    np.testing.assert_allclose(a1, a2, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(b1, b2, rtol=1e-9, atol=1e-12)
+
+
+def test_cpu_power_zero_and_settle():
+    """The nilpotency probe stops at the zero iterate (index p of a permuted strictly triangular matrix);
+    the filter stops early once ||W x|| settles on a dominant real eigenvalue (uniform01)."""
+    from rinit_fast.kernels.cpu import spectral as kern
+    rng = np.random.default_rng(62)
+    n = 30
+    N = naive.permute(naive.strictly_upper(n, rng), rng)
+    p = next(k for k in range(1, n + 1) if not np.linalg.matrix_power(N, k).any())
+    U = rf.sample("uniform01", n, seed=63)
+    W = np.stack([N, U.astype(np.float64)])
+    xs = _xs(W)
+    for be in (kern.Stack(W, xs), naive.Backend(W, xs)):
+        be.prep(False)
+        be.arnoldi_init(8)
+        for low in (True, False):
+            done, zero = be.power(np.array([0]), np.array([n + 5]), source="start", low=low, settle=False)
+            assert zero[0] and done[0] <= p
+        done, zero = be.power(np.array([1]), np.array([500]), source="start", low=True, settle=True)
+        assert not zero[0] and 4 <= done[0] < 100
+
+
+@pytest.mark.parametrize("dtype", ["float32", "complex128"])
+def test_spec_driver_on_the_textbook_backend(dtype):
+    """The whole algorithm with no compiled code (the spec's driver on naive_spectral.Backend) is right,
+    and the CPU kernels follow it: the same paths and flags, radii to rounding, iterations within a check."""
+    from rinit_fast.spec import spectral as spec
+    scheme = "complex_glorot" if dtype.startswith("complex") else "glorot_normal"
+    W = rf.sample(scheme, 48, batch=6, seed=64, dtype=dtype)
+    W[1] = rf.sample("orthogonal", 48, seed=65, dtype="float64").astype(dtype)
+    W[2] = np.triu(W[2])
+    rng = np.random.default_rng(66)
+    W[3] = naive.permute(naive.strictly_upper(48, rng), rng).astype(dtype)
+    xs = _xs(W, seed=3)
+    kw = dict(tol=1e-4, max_iter=spec.default_filter_steps(48) + 2000, filter_steps=spec.default_filter_steps(48),
+              krylov_dim=16, keep=spec.default_keep(16), eps_in=float(np.finfo(W.dtype).eps), n_ritz=6)
+    radius, conv, its, res, ritz, path = spec.radius(naive.Backend(W, xs), **kw)
+    exact = naive.spectral_radius(W)
+    err = naive.rel_error(radius, exact)
+    assert conv.all() and err.max() <= 1e-6, err
+    assert [spec.PATHS[p] for p in path] == ["ritz", "isometry", "triangular", "nilpotent", "ritz", "ritz"]
+    r = rf.spectral_radius(W, seed=3, krylov_dim=16)
+    np.testing.assert_array_equal(r.path, np.asarray(spec.PATHS)[path])
+    np.testing.assert_array_equal(r.converged, conv)
+    np.testing.assert_allclose(r.radius, radius, rtol=1e-9)
+    assert np.all(np.abs(r.iterations - its) <= spec.CHECK_STEP)
+    norm, nconv, nits, nres = spec.norm(naive.Backend(W, xs[:, :1]), tol=1e-7, max_iter=4000, krylov_dim=16)
+    assert nconv.all()
+    np.testing.assert_allclose(norm, naive.spectral_norm(W), rtol=1e-6)
+    np.testing.assert_allclose(rf.spectral_norm(W, seed=3, krylov_dim=16).norm, norm, rtol=1e-9)
+
+
+def test_waves_and_threads_change_no_bit(monkeypatch):
+    """The CPU runs a batch as waves on threads: any wave size and thread count gives the same bits."""
+    import numba
+    from rinit_fast.kernels.cpu import spectral as kern
+    W = rf.sample("glorot_normal", 70, batch=9, seed=67, dtype="float32")
+    ref = rf.spectral_radius(W, filter_steps=0)              # restarts too
+    nref = rf.spectral_norm(W)
+    old = numba.get_num_threads()
+    try:
+        for threads, wave_bytes in [(1, kern.WAVE_BYTES), (2, 1), (2, 3 * 2 ** 20)]:
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+            monkeypatch.setattr(kern, "WAVE_BYTES", wave_bytes)
+            r = rf.spectral_radius(W, filter_steps=0)
+            for f in ("radius", "iterations", "residual", "ritz", "converged"):
+                np.testing.assert_array_equal(getattr(r, f), getattr(ref, f))
+            np.testing.assert_array_equal(rf.spectral_norm(W).norm, nref.norm)
+    finally:
+        numba.set_num_threads(old)

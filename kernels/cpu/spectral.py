@@ -16,12 +16,13 @@ Every product is a BLAS GEMV through ``np.dot``; the arithmetic of each step is 
 per-matrix routine these kernels replaced (tests/golden holds its outputs).  Restarts, which apply the
 spec's small matrices to a basis, are NumPy matmuls here (the same BLAS calls).
 
-Threads: each primitive call spreads its items (whole matrices) over ``threads.nthreads()`` threads in
-chunks (the kernels release the GIL; BLAS is single-threaded inside ``threads.blas_single_thread()``,
-which the API holds around the whole call).  The float64 copies of W/s persist for the life of a
-backend, so the API runs a batch as *waves* of at most :func:`wave_size` matrices (bounded memory);
-each wave is an independent lockstep batch for the spec's driver, so results never depend on the wave
-split, the chunking or the thread count.
+Threads: a batch is cut into *waves* (:func:`wave_size` matrices, at least ``WAVES_PER_THREAD`` per
+thread, the waves in flight within ``WAVE_BYTES``), and :func:`run` spreads the waves over
+``threads.nthreads()`` threads (``threads.run_tasks``: dynamic balance, no barrier inside a wave).  Each
+wave is an independent lockstep stack for the spec's driver, driven by its thread, whose kernels run
+inline on that thread and release the GIL; BLAS is single-threaded (``threads.blas_single_thread()``).
+The Python of one wave's driver (Rayleigh–Ritz, tests) overlaps the other threads' kernels.  Results
+never depend on the wave split or the thread count (every matrix is computed on its own).
 
 Compilation: each kernel has one signature per Krylov precision (float64, complex128), compiled lazily
 on first use (``_jit.kernel``); only ``prep`` depends on W's own dtype.  A float32 radius compiles
@@ -41,10 +42,10 @@ from . import threads
 from ._jit import device, kernel
 
 WAVE_BYTES = 64 * 2 ** 20
-"""A wave holds at most this many bytes of float64 copies and Krylov bases (but >= 2 matrices per
-thread): 32 matrices at n = 500 (real), 8 at n = 1024."""
-CHUNKS_PER_THREAD = 4
-
+"""The waves in flight (one per thread) hold at most this many bytes of float64 copies and Krylov bases
+in all (but a wave has at least one matrix)."""
+WAVES_PER_THREAD = 4
+"""A batch is cut into at least this many waves per thread (dynamic balance: waves differ in cost)."""
 FILTER_SETTLED = spec.FILTER_SETTLED
 FILTER_SETTLED_RUN = spec.FILTER_SETTLED_RUN
 
@@ -60,9 +61,19 @@ def _vnorm(x):
 
 
 @device
+def _conj(x):
+    """The conjugate of a vector, as a new array (a loop: ``np.conj`` of an array compiles Numba's ufunc
+    machinery, ~0.7 s per kernel; for real x this is a copy)."""
+    out = np.empty_like(x)
+    for i in range(x.shape[0]):
+        out[i] = x[i].conjugate()
+    return out
+
+
+@device
 def _adjoint_dot(a, y):
     """Aᴴ y for a square C-contiguous A (the conjugations are no-ops for real arrays)."""
-    return np.conj(np.dot(a.T, np.conj(y)))
+    return _conj(np.dot(a.T, _conj(y)))
 
 
 @device
@@ -70,7 +81,7 @@ def _gram_schmidt(q, j, w, hcol):
     """Orthogonalise w against rows q[:j] twice (CGS2), accumulating the coefficients in hcol[:j]."""
     n = w.shape[0]
     for _ in range(2):
-        h = np.conj(np.dot(q[:j], np.conj(w)))
+        h = _conj(np.dot(q[:j], _conj(w)))
         d = np.dot(h, q[:j])
         for k in range(n):                 # explicit loops: array expressions pull in Numba's
             w[k] -= d[k]                   # broadcasting error machinery (seconds of compile time)
@@ -326,20 +337,23 @@ def _unit(x):
     return x / nx[:, None]
 
 
+def _per_matrix_bytes(n, cplx, m):
+    return (16 if cplx else 8) * (n * n + (m + 1) * (n + m) + 2 * n)
+
+
 def wave_size(nb, n, cplx, m):
-    """Matrices per wave: the float64 copies and bases of a wave fit in WAVE_BYTES, at least
-    2 per thread."""
-    item = 16 if cplx else 8
-    per = item * (n * n + (m + 1) * (n + m) + 2 * n)
-    return int(max(1, min(nb, max(2 * threads.nthreads(), WAVE_BYTES // per))))
+    """Matrices per wave: at least WAVES_PER_THREAD waves per thread, the waves in flight within
+    WAVE_BYTES."""
+    t = threads.nthreads()
+    g = min(-(-nb // (t * WAVES_PER_THREAD)), WAVE_BYTES // (t * _per_matrix_bytes(n, cplx, m)))
+    return int(max(1, min(nb, g)))
 
 
 def scratch_bytes(kind, nb, n, cplx, m):
-    """Host memory of a call ("radius" or "norm") beyond W and the start vectors: a wave's copies of W/s
-    and bases, and each thread's low-precision copy (the API checks it before anything runs)."""
-    g = wave_size(nb, n, cplx, m)
-    item = 16 if cplx else 8
-    return g * item * (n * n + (m + 1) * (n + m) + 2 * n) + threads.nthreads() * n * n * item
+    """Host memory of a call ("radius" or "norm") beyond W and the start vectors: the waves in flight
+    (copies of W/s and bases) and their low-precision copies (the API checks it before anything runs)."""
+    t = min(threads.nthreads(), nb)
+    return t * (wave_size(nb, n, cplx, m) * _per_matrix_bytes(n, cplx, m) + n * n * (16 if cplx else 8))
 
 
 class Stack(spec.Backend):
@@ -356,15 +370,10 @@ class Stack(spec.Backend):
         self.high = np.zeros(1, dtype=self.kdt)
         self.wk = np.empty((self.nb, self.n, self.n), dtype=self.kdt)
 
-    # each kernel over items on the thread pool, in chunks of whole matrices
     @staticmethod
     def _each(kern, items, head, tail):
-        d = kern.dispatcher_for(*head, items, 0, 0, *tail)
-        if items.size == 1 or threads.nthreads() == 1:
-            d(*head, items, 0, items.size, *tail)
-            return
-        threads.run_chunks(lambda i0, i1: d(*head, items, i0, i1, *tail), items.size,
-                           per_thread=CHUNKS_PER_THREAD)
+        """kern(*head, items, 0, len(items), *tail) on this thread (the waves run on the threads)."""
+        kern.dispatcher_for(*head, items, 0, 0, *tail)(*head, items, 0, items.size, *tail)
 
     def prep(self, triangular):
         items = np.arange(self.nb, dtype=np.int64)
@@ -453,13 +462,20 @@ class Stack(spec.Backend):
         self.V[items, 0] = _unit(y)
 
 
-def stacks(W3, xs, m):
-    """(b0, b1, backend) for each wave of the batch (matrices b0 .. b1-1)."""
+def run(driver, W3, xs, m, **params):
+    """The spec's ``driver`` (spec.radius or spec.norm) over the batch W3 with start vectors xs: waves of
+    :func:`wave_size` matrices, each an independent lockstep stack, spread over the threads (each wave's
+    kernels run on the thread that drives it).  Returns the driver's host arrays for the whole batch."""
     nb, n = int(W3.shape[0]), int(W3.shape[1])
     g = wave_size(nb, n, np.iscomplexobj(W3), m)
-    for b0 in range(0, nb, g):
-        b1 = min(nb, b0 + g)
-        yield b0, b1, Stack(W3[b0:b1], xs[b0:b1])
+    bounds = [(b0, min(nb, b0 + g)) for b0 in range(0, nb, g)]
+
+    def wave(i):
+        b0, b1 = bounds[i]
+        return driver(Stack(W3[b0:b1], xs[b0:b1]), **params)
+    with threads.blas_single_thread():
+        parts = threads.run_tasks(wave, len(bounds))
+    return spec.gather(parts, [b for b, _ in bounds], nb)
 
 
 # --- method="exact": LAPACK, one matrix per thread (LAPACK releases the GIL) --------------------------

@@ -307,9 +307,10 @@ class Stack(spec.Backend):
         self.V[di] = vr
 
 
-def stacks(W3, xs, m):
-    """(0, nb, backend): the whole batch in one lockstep stack (the device holds it)."""
-    yield 0, int(W3.shape[0]), Stack(W3, xs)
+def run(driver, W3, xs, m, **params):
+    """The spec's ``driver`` (spec.radius or spec.norm) over the whole batch in one lockstep stack (the
+    device holds it all).  Returns the driver's host arrays."""
+    return driver(Stack(W3, xs), **params)
 
 
 # --- method="exact" ------------------------------------------------------------------------------------

@@ -167,6 +167,16 @@ class Backend:
         raise NotImplementedError
 
 
+def gather(parts, starts, nb):
+    """The host arrays of a driver run over several stacks (matrices starts[i] .. of the batch), as arrays
+    over the whole batch."""
+    out = [np.empty((nb,) + a.shape[1:], dtype=a.dtype) for a in parts[0]]
+    for b0, got in zip(starts, parts):
+        for o, a in zip(out, got):
+            o[b0:b0 + a.shape[0]] = a
+    return out
+
+
 # --- small dense work (host, NumPy on stacks) ----------------------------------------------------------
 def _seq_sum(a):
     """Sum along the last axis in index order (a scalar loop's rounding, not NumPy's pairwise sum)."""
