@@ -240,8 +240,8 @@ def krylov_dim(k):
     """The largest Krylov dimension of rf.spectral_radius / rf.spectral_norm (rinit_fast.spec.spectral)."""
     k = integer(k, "krylov_dim")
     if k < MIN_KRYLOV_DIM:
-        raise ValueError(f"krylov_dim must be >= {MIN_KRYLOV_DIM} (a Krylov space that small cannot separate the "
-                         f"top eigenvalues), got {k}")
+        raise ValueError(f"krylov_dim must be >= {MIN_KRYLOV_DIM} (a Krylov space that small cannot "
+                         f"separate the top eigenvalues), got {k}")
     return k
 
 

@@ -19,6 +19,7 @@ from .spec import spectral as spec
 from .spec.spectral import (DEFAULT_NORM_TOL, DEFAULT_TOL, KRYLOV_DIM, N_RITZ,  # noqa: F401  (public)
                             NORM_KRYLOV_DIM, PATHS)
 
+
 @dataclass(frozen=True)
 class SpectralResult:
     """Spectral radius estimates of a stack of matrices; every array has W's batch shape (``W.shape[:-2]``).
@@ -82,7 +83,6 @@ class NormResult:
     iterations: np.ndarray
     residual: np.ndarray
     method: str
-
 
 
 def spectral_radius(W, *, tol=DEFAULT_TOL, max_iter=None, method="power", seed=0, start=0,
@@ -198,7 +198,8 @@ def _prepare(W, name):
         try:
             W = np.asarray(W)
         except Exception as exc:  # pragma: no cover - depends on the foreign object
-            raise TypeError(f"{name}: W must be a NumPy or CuPy array, got {type(W).__name__}: {exc}") from exc
+            raise TypeError(f"{name}: W must be a NumPy or CuPy array, got {type(W).__name__}: "
+                            f"{exc}") from exc
     batch_shape, n = _validate.square_stack(W, "W")
     _validate.finite(W, "W")
     return np.ascontiguousarray(W.reshape((-1, n, n))), batch_shape, n
@@ -235,8 +236,8 @@ def _wrap(r, backend):
     if backend != "cuda":
         return r
     cp = _backend._cupy()
-    f = {k: cp.asarray(getattr(r, k)) for k in ("radius", "norm", "converged", "iterations", "residual", "ritz")
-         if hasattr(r, k)}
+    fields = ("radius", "norm", "converged", "iterations", "residual", "ritz")
+    f = {k: cp.asarray(getattr(r, k)) for k in fields if hasattr(r, k)}
     return replace(r, **f)
 
 

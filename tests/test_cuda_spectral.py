@@ -176,7 +176,8 @@ def test_launch_config_changes_no_answer(cuda):
 
 
 # --- the norm ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("scheme,dtype,n", [("glorot_normal", "float32", 40), ("glorot_normal", "float64", 64),
+@pytest.mark.parametrize("scheme,dtype,n", [("glorot_normal", "float32", 40),
+                                            ("glorot_normal", "float64", 64),
                                             ("complex_glorot", "complex64", 30), ("uniform01", "float64", 50),
                                             ("orthogonal", "float64", 30),
                                             pytest.param("glorot_normal", "float32", 500, id="large-norm")])

@@ -196,8 +196,8 @@ def _iso_sig(kdt):
 
 @kernel([_iso_sig(_f64), _iso_sig(_c128)])
 def isometry(wk, xs, items, i0, i1, c2, defect):
-    """c2[k, v] = ||W x||² / ||x||², defect[k, v] = ||Wᴴ W x - c2 x|| / (c2 ||x||) (inf if c2 = 0) for the start
-    vectors x = xs[b, v], v = 0, 1."""
+    """c2[k, v] = ||W x||² / ||x||², defect[k, v] = ||Wᴴ W x - c2 x|| / (c2 ||x||) (inf if c2 = 0) for the
+    start vectors x = xs[b, v], v = 0, 1."""
     for k in range(i0, i1):
         b = items[k]
         a = wk[b]
@@ -356,6 +356,9 @@ def scratch_bytes(kind, nb, n, cplx, m):
     return t * (wave_size(nb, n, cplx, m) * _per_matrix_bytes(n, cplx, m) + n * n * (16 if cplx else 8))
 
 
+_DISPATCH = {}
+
+
 class Stack(spec.Backend):
     """spec.Backend for a C-contiguous NumPy stack W (nb, n, n) and its start vectors xs (nb, 2, n)
     (float64, or complex128 for complex W)."""
@@ -372,8 +375,14 @@ class Stack(spec.Backend):
 
     @staticmethod
     def _each(kern, items, head, tail):
-        """kern(*head, items, 0, len(items), *tail) on this thread (the waves run on the threads)."""
-        kern.dispatcher_for(*head, items, 0, 0, *tail)(*head, items, 0, items.size, *tail)
+        """kern(*head, items, 0, len(items), *tail) on this thread (the waves run on the threads).  The
+        signature is selected by the dtypes of the leading arguments (W's or its copy's, and the product
+        precision): resolved once per process, not per call (``dispatcher_for`` types every argument)."""
+        key = (kern.py_func.__name__,) + tuple(a.dtype for a in head[:2])
+        d = _DISPATCH.get(key)
+        if d is None:
+            d = _DISPATCH[key] = kern.dispatcher_for(*head, items, 0, 0, *tail)
+        d(*head, items, 0, items.size, *tail)
 
     def prep(self, triangular):
         items = np.arange(self.nb, dtype=np.int64)

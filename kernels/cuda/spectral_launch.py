@@ -71,7 +71,7 @@ def scratch_bytes(kind, nb, n, cplx, m):
     item = 16 if cplx else 8
     if kind == "radius":
         need = max(smem_bytes("power64", n, 0, cplx), smem_bytes("arnoldi", n, m, cplx))
-        total = nb * n * n * (8 if cplx else 4) + nb * ((m + 1) * n * item + (m + 1) * m * item + 2 * n * item)
+        total = nb * n * n * (8 if cplx else 4) + nb * item * ((m + 1) * n + (m + 1) * m + 2 * n)
     else:
         need = smem_bytes("lanczos", n, m, cplx)
         total = nb * ((m + 1) * n * item + 2 * m * 8)
@@ -158,8 +158,8 @@ def lowcopy(W, midx, sc):
     out = cp.empty((na, n, n), dtype=cp.complex64 if cplx else cp.float32)
     total = na * n * n * (2 if cplx else 1)
     grid = _grid(max(1, min(-(-total // _block()), 65535)))
-    _launch("lowcopy", _SUF[np.dtype(W.dtype)], grid, (_rview(W), _u32(midx), _f64(sc), np.uint64(na),
-                                                        np.uint64(n), _rview(out)), 0)
+    args = (_rview(W), _u32(midx), _f64(sc), np.uint64(na), np.uint64(n), _rview(out))
+    _launch("lowcopy", _SUF[np.dtype(W.dtype)], grid, args, 0)
     return out
 
 
@@ -169,9 +169,9 @@ def iso(W, midx, sc, xs):
     cplx = np.dtype(W.dtype).kind == "c"
     c2 = cp.empty((na, 2), dtype=cp.float64)
     de = cp.empty((na, 2), dtype=cp.float64)
-    _launch("iso", _SUF[np.dtype(W.dtype)], _grid(na), (_rview(W), _u32(midx), _f64(sc), np.uint64(na),
-                                                         np.uint64(n), _dview(cp.ascontiguousarray(xs)), c2,
-                                                         de), smem_bytes("iso", n, 0, cplx))
+    args = (_rview(W), _u32(midx), _f64(sc), np.uint64(na), np.uint64(n), _dview(cp.ascontiguousarray(xs)),
+            c2, de)
+    _launch("iso", _SUF[np.dtype(W.dtype)], _grid(na), args, smem_bytes("iso", n, 0, cplx))
     return c2.get(), de.get()
 
 

@@ -532,7 +532,8 @@ def norm(be, *, tol, max_iter, krylov_dim):
             bound[sel] = bd
             b = brk[rows]
             with np.errstate(invalid="ignore"):
-                ok = b | ((prev[sel] >= 0.0) & (bd <= NORM_BOUND_FRAC * tol) & (np.abs(th - prev[sel]) <= tol * th))
+                ok = b | ((prev[sel] >= 0.0) & (bd <= NORM_BOUND_FRAC * tol)
+                          & (np.abs(th - prev[sel]) <= tol * th))
             cv[sel[ok]] = True
             go = ~ok
             prev[sel[go]] = th[go]
