@@ -334,7 +334,7 @@ def _model_one(n, repeat, batch):
     xs = _start_vectors(0, 0, k, n, 2, False, "cpu")
     st = kern.Stack(W[:k], xs)
     items = np.arange(k, dtype=np.int64)
-    t_prep = _best(lambda: st.prep(True), repeat) / k
+    t_prep = _best(lambda: st.prep(True, True), repeat) / k
     t_iso = _best(lambda: st.isometry(items), repeat) / k
     st.arnoldi_init(m)
     steps = np.full(k, max(p0, 200), dtype=np.int64)

@@ -108,7 +108,7 @@ class Backend(spec.Backend):
         self.kdt = np.complex128 if self.complex else np.float64
         self.ldt = np.complex64 if self.complex else np.float32
 
-    def prep(self, triangular):
+    def prep(self, triangular, low):
         amax = np.abs(self.W.astype(self.kdt)).max(axis=(1, 2))
         scale = np.where(amax > 0, 2.0 ** np.frexp(amax)[1], 0.0)
         self.s = np.where(scale > 0, scale, 1.0)

@@ -267,8 +267,8 @@ def test_cpu_primitives_match_the_textbook(dtype):
     W[3] = np.triu(W[3])                                    # triangular: no copy, flagged
     xs = _xs(W)
     cpu, ref = kern.Stack(np.ascontiguousarray(W), xs), naive.Backend(W, xs)
-    s1, f1, t1 = cpu.prep(True)
-    s2, f2, t2 = ref.prep(True)
+    s1, f1, t1 = cpu.prep(True, True)
+    s2, f2, t2 = ref.prep(True, True)
     np.testing.assert_array_equal(s1, s2)
     np.testing.assert_array_equal(t1, t2)
     assert t1.tolist() == [False, False, False, True, False]
@@ -327,7 +327,7 @@ def test_cpu_power_zero_and_settle():
     W = np.stack([N, U.astype(np.float64)])
     xs = _xs(W)
     for be in (kern.Stack(W, xs), naive.Backend(W, xs)):
-        be.prep(False)
+        be.prep(False, False)
         be.arnoldi_init(8)
         for low in (True, False):
             done, zero = be.power(np.array([0]), np.array([n + 5]), source="start", low=low, settle=False)

@@ -32,20 +32,29 @@ probe finds a zero iterate); no LAPACK call is compiled.
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 from numba import types
+from numba.extending import overload
 
 from rinit_fast.spec import spectral as spec
 
 from . import threads
 from ._jit import device, kernel
 
+WAVE_ENTRIES = 2 ** 20
+"""A wave holds about this many matrix entries (4 matrices at n = 500, 64 at n = 128, one from n = 1024).
+A wave's matrices take turns through each round (the isometry probe, the filter, each run of Arnoldi
+steps), so the larger the wave the colder each matrix's copy of W/s is when its turn comes back; the
+smaller, the more the rounds' Python (~0.3-0.5 ms per wave on this machine) costs per matrix.
+bench/NOTES.md, "Spectral (issue 11)", has the sweep."""
 WAVE_BYTES = 64 * 2 ** 20
-"""The waves in flight (one per thread) hold at most this many bytes of float64 copies and Krylov bases
-in all (but a wave has at least one matrix)."""
+"""The waves in flight (one per thread) hold at most this many bytes in all (but a wave has at least one
+matrix)."""
 WAVES_PER_THREAD = 4
 """A batch is cut into at least this many waves per thread (dynamic balance: waves differ in cost)."""
+
 FILTER_SETTLED = spec.FILTER_SETTLED
 FILTER_SETTLED_RUN = spec.FILTER_SETTLED_RUN
 
@@ -89,15 +98,43 @@ def _gram_schmidt(q, j, w, hcol):
             hcol[i] += h[i]
 
 
+def _amax_abs(a):
+    """max |a_ij| of a 2-D C-contiguous array (finite entries)."""
+    raise NotImplementedError  # pragma: no cover - only the Numba overload below is ever called
+
+
+@overload(_amax_abs, inline="always")
+def _amax_abs_ol(a):
+    if isinstance(a.dtype, types.Complex):
+        def impl(a):
+            m = 0.0
+            for i in range(a.shape[0]):
+                for j in range(a.shape[1]):
+                    v = abs(a[i, j])
+                    if v > m:
+                        m = v
+            return m
+        return impl
+    # real: the largest |a_ij| is the largest bit pattern with the sign bit cleared (IEEE order of finite
+    # non-negative numbers is the order of their bits), an integer max that vectorises: 5x faster than a
+    # compare-and-branch loop over the floats, the same value
+    ut, mask = (np.uint32, 0x7FFFFFFF) if a.dtype == types.float32 else (np.uint64, 0x7FFFFFFFFFFFFFFF)
+    ft = np.float32 if a.dtype == types.float32 else np.float64
+
+    def impl_real(a):
+        b = a.view(ut)
+        m = ut(0)
+        for i in range(b.shape[0]):
+            for j in range(b.shape[1]):
+                m = max(m, b[i, j] & ut(mask))
+        return float(np.array([m], dtype=ut).view(ft)[0])
+    return impl_real
+
+
 @device
 def _scale_of(a):
-    """A power of two close to max |a_ij| (0.0 for the zero matrix)."""
-    amax = 0.0
-    for i in range(a.shape[0]):
-        for j in range(a.shape[1]):
-            v = abs(a[i, j])
-            if v > amax:
-                amax = v
+    """The power of two s with s/2 <= max |a_ij| < s (0.0 for the zero matrix)."""
+    amax = _amax_abs(a)
     if amax == 0.0:
         return 0.0
     mant, ex = math.frexp(amax)
@@ -168,14 +205,18 @@ _i64v, _f64v, _bv = types.int64[::1], types.float64[::1], types.boolean[::1]
 _I = types.int64
 
 
-def _prep_sig(win, kdt):
-    return types.void(win[:, :, ::1], _i64v, _I, _I, types.boolean, kdt[:, :, ::1], _f64v, _f64v, _bv)
+def _prep_sig(win, kdt, ldt):
+    return types.void(win[:, :, ::1], _i64v, _I, _I, types.boolean, kdt[:, :, ::1], ldt[:, :, ::1], _f64v,
+                      _f64v, _bv)
 
 
-@kernel([_prep_sig(_f32, _f64), _prep_sig(_f64, _f64), _prep_sig(_c64, _c128), _prep_sig(_c128, _c128)])
-def prep(w3, items, i0, i1, tri_test, wk, scale, fro, tri):
+@kernel([_prep_sig(_f32, _f64, _f32), _prep_sig(_f64, _f64, _f32), _prep_sig(_c64, _c128, _c64),
+         _prep_sig(_c128, _c128, _c64)])
+def prep(w3, items, i0, i1, tri_test, wk, wl, scale, fro, tri):
     """scale[b] = the power of two of max |w_ij| (0 for the zero matrix); tri[b] when ``tri_test`` and W is
-    triangular; otherwise wk[b] = W/s in the Krylov precision and fro[b] = ||W/s||_F."""
+    triangular; otherwise wk[b] = W/s in the Krylov precision, fro[b] = ||W/s||_F and, when wl holds
+    matrices, wl[b] = W/s in the filter precision (both copies made while W is in cache)."""
+    low = wl.shape[0] > 0
     for k in range(i0, i1):
         b = items[k]
         s = _scale_of(w3[b])
@@ -186,6 +227,8 @@ def prep(w3, items, i0, i1, tri_test, wk, scale, fro, tri):
             tri[b] = True
             continue
         _copy_scaled(w3[b], 1.0 / s, wk[b])
+        if low:
+            _copy_scaled(w3[b], 1.0 / s, wl[b])
         fro[b] = _frobenius(wk[b])
 
 
@@ -218,23 +261,25 @@ def isometry(wk, xs, items, i0, i1, c2, defect):
             defect[k, v] = math.sqrt(e2) / (c * math.sqrt(nx2))
 
 
-def _power_sig(kdt, pdt):
-    return types.void(kdt[:, :, ::1], pdt[::1], kdt[:, ::1], _i64v, _I, _I, _i64v, types.boolean,
-                      kdt[:, ::1], _i64v, _bv)
+def _power_sig(pdt):
+    return types.void(pdt[:, :, ::1], types.complex128[:, ::1] if isinstance(pdt, types.Complex)
+                      else types.float64[:, ::1], _i64v, _I, _I, _i64v, types.boolean,
+                      types.complex128[:, ::1] if isinstance(pdt, types.Complex) else types.float64[:, ::1],
+                      _i64v, _bv)
 
 
-@kernel([_power_sig(_f64, _f32), _power_sig(_c128, _c64), _power_sig(_f64, _f64), _power_sig(_c128, _c128)])
-def power(wk, ptmpl, x0, items, i0, i1, steps, settle, xout, done, zero):
-    """Up to steps[k] products x <- W x / ||W x|| in the precision of ``ptmpl`` (a copy of W/s in it) from
-    x0[k] / ||x0[k]||; done[k] = products made, zero[k] = an iterate was exactly zero (stopped there).
-    With ``settle`` the loop also stops once ||W x|| changed by <= FILTER_SETTLED (relative) for
-    FILTER_SETTLED_RUN steps in a row (a dominant real eigenvector; a dominant complex pair makes the
-    growth oscillate instead).  xout[k] = the final unit vector in the Krylov precision (unless zero)."""
-    n = wk.shape[1]
-    wf = np.empty((n, n), dtype=ptmpl.dtype)
-    xf = np.empty(n, dtype=ptmpl.dtype)
+@kernel([_power_sig(_f32), _power_sig(_c64), _power_sig(_f64), _power_sig(_c128)])
+def power(w3, x0, items, i0, i1, steps, settle, xout, done, zero):
+    """Up to steps[k] products x <- W x / ||W x|| with w3[b] (W/s in the precision of the products: the
+    filter's low copy or the Krylov copy) from x0[k] / ||x0[k]||; done[k] = products made, zero[k] = an
+    iterate was exactly zero (stopped there).  With ``settle`` the loop also stops once ||W x|| changed
+    by <= FILTER_SETTLED (relative) for FILTER_SETTLED_RUN steps in a row (a dominant real eigenvector; a
+    dominant complex pair makes the growth oscillate instead).  xout[k] = the final unit vector in the
+    Krylov precision (unless zero)."""
+    n = w3.shape[1]
+    xf = np.empty(n, dtype=w3.dtype)
     for k in range(i0, i1):
-        _copy(wk[items[k]], wf)
+        wf = w3[items[k]]
         nx = _vnorm(x0[k])
         for i in range(n):
             xf[i] = x0[k, i] / nx
@@ -338,58 +383,86 @@ def _unit(x):
 
 
 def _per_matrix_bytes(n, cplx, m):
-    return (16 if cplx else 8) * (n * n + (m + 1) * (n + m) + 2 * n)
+    """The two copies of W/s, the Krylov basis and Hessenberg matrix, the vectors."""
+    return (16 if cplx else 8) * (n * n + (m + 1) * (n + m) + 2 * n) + (8 if cplx else 4) * n * n
 
 
 def wave_size(nb, n, cplx, m):
-    """Matrices per wave: at least WAVES_PER_THREAD waves per thread, the waves in flight within
-    WAVE_BYTES."""
+    """Matrices per wave: about WAVE_ENTRIES entries, at least WAVES_PER_THREAD waves per thread, the
+    waves in flight within WAVE_BYTES; at least one."""
     t = threads.nthreads()
-    g = min(-(-nb // (t * WAVES_PER_THREAD)), WAVE_BYTES // (t * _per_matrix_bytes(n, cplx, m)))
+    g = min(-(-WAVE_ENTRIES // (n * n)), -(-nb // (t * WAVES_PER_THREAD)),
+            WAVE_BYTES // (t * _per_matrix_bytes(n, cplx, m)))
     return int(max(1, min(nb, g)))
 
 
 def scratch_bytes(kind, nb, n, cplx, m):
     """Host memory of a call ("radius" or "norm") beyond W and the start vectors: the waves in flight
     (copies of W/s and bases) and their low-precision copies (the API checks it before anything runs)."""
-    t = min(threads.nthreads(), nb)
-    return t * (wave_size(nb, n, cplx, m) * _per_matrix_bytes(n, cplx, m) + n * n * (16 if cplx else 8))
+    return min(threads.nthreads(), nb) * wave_size(nb, n, cplx, m) * _per_matrix_bytes(n, cplx, m)
 
 
 _DISPATCH = {}
 
 
+class _Arena:
+    """Memory for a wave's arrays, carved out of one block that the next wave reuses, and the next call
+    (:data:`_ARENAS`): fresh memory costs a page fault per 4 KiB on first touch and cache misses on every
+    write (measured: +0.4 ms per 500 x 500 float64 copy, about 8% of a matrix's time)."""
+
+    def __init__(self, nbytes):
+        self.block = np.empty(nbytes + 64, dtype=np.uint8)
+        self.base = self.block.ctypes.data
+        self.used = 0
+
+    def take(self, shape, dtype, zero=False):
+        dtype = np.dtype(dtype)
+        size = int(np.prod(shape)) * dtype.itemsize
+        start = -(-(self.base + self.used) // 64) * 64 - self.base     # 64-byte aligned addresses
+        if start + size > self.block.size:            # (never, for the sizes :func:`run` plans)
+            a = np.empty(shape, dtype=dtype)
+        else:
+            self.used = start + size
+            a = self.block[start:start + size].view(dtype).reshape(shape)
+        if zero:
+            a[...] = 0
+        return a
+
+
 class Stack(spec.Backend):
     """spec.Backend for a C-contiguous NumPy stack W (nb, n, n) and its start vectors xs (nb, 2, n)
-    (float64, or complex128 for complex W)."""
+    (float64, or complex128 for complex W); its arrays live in ``arena`` (a fresh one by default)."""
 
-    def __init__(self, W, xs):
+    def __init__(self, W, xs, arena=None):
         self.W = W
         self.xs = xs
         self.nb, self.n = int(W.shape[0]), int(W.shape[1])
         self.complex = np.iscomplexobj(W)
         self.kdt = np.dtype(np.complex128 if self.complex else np.float64)
-        self.low = np.zeros(1, dtype=np.complex64 if self.complex else np.float32)
-        self.high = np.zeros(1, dtype=self.kdt)
-        self.wk = np.empty((self.nb, self.n, self.n), dtype=self.kdt)
+        self.ldt = np.dtype(np.complex64 if self.complex else np.float32)
+        self.arena = arena if arena is not None else _Arena(0)
+        self.wk = self.arena.take((self.nb, self.n, self.n), self.kdt)
 
     @staticmethod
     def _each(kern, items, head, tail):
         """kern(*head, items, 0, len(items), *tail) on this thread (the waves run on the threads).  The
-        signature is selected by the dtypes of the leading arguments (W's or its copy's, and the product
-        precision): resolved once per process, not per call (``dispatcher_for`` types every argument)."""
-        key = (kern.py_func.__name__,) + tuple(a.dtype for a in head[:2])
+        signature is selected by the dtypes of the ``head`` arguments (W's or its copy's, and the
+        product precision): resolved once per process, not per call (``dispatcher_for`` types every
+        argument)."""
+        key = (kern.py_func.__name__,) + tuple(a.dtype for a in head)
         d = _DISPATCH.get(key)
         if d is None:
             d = _DISPATCH[key] = kern.dispatcher_for(*head, items, 0, 0, *tail)
         d(*head, items, 0, items.size, *tail)
 
-    def prep(self, triangular):
+    def prep(self, triangular, low):
         items = np.arange(self.nb, dtype=np.int64)
         scale = np.zeros(self.nb)
         fro = np.zeros(self.nb)
         tri = np.zeros(self.nb, dtype=np.bool_)
-        self._each(prep, items, (self.W,), (bool(triangular), self.wk, scale, fro, tri))
+        self.tri_test = bool(triangular)
+        self.wl = self.arena.take((self.nb if low else 0, self.n, self.n), self.ldt)
+        self._each(prep, items, (self.W,), (bool(triangular), self.wk, self.wl, scale, fro, tri))
         return scale, fro, tri
 
     def diagonal(self, items):
@@ -402,11 +475,13 @@ class Stack(spec.Backend):
         return c2, de
 
     def power(self, items, steps, *, source, low, settle):
+        if low and self.wl.shape[0] != self.nb:          # prep(low=False) made no low copy: make it now
+            self.prep(self.tri_test, True)
         x0 = np.ascontiguousarray(self.xs[items, 0] if source == "start" else self.X[items])
         xout = np.empty_like(x0)
         done = np.empty(items.size, dtype=np.int64)
         zero = np.empty(items.size, dtype=np.bool_)
-        self._each(power, items, (self.wk, self.low if low else self.high, x0),
+        self._each(power, items, (self.wl if low else self.wk, x0),
                    (np.ascontiguousarray(steps, dtype=np.int64), bool(settle), xout, done, zero))
         if settle:
             ok = ~zero
@@ -421,9 +496,9 @@ class Stack(spec.Backend):
 
     def arnoldi_init(self, m):
         self.m = m
-        self.Q = np.zeros((self.nb, m + 1, self.n), dtype=self.kdt)
-        self.H = np.zeros((self.nb, m + 1, m), dtype=self.kdt)
-        self.X = np.zeros((self.nb, self.n), dtype=self.kdt)
+        self.Q = self.arena.take((self.nb, m + 1, self.n), self.kdt, zero=True)
+        self.H = self.arena.take((self.nb, m + 1, m), self.kdt, zero=True)
+        self.X = self.arena.take((self.nb, self.n), self.kdt, zero=True)
 
     def arnoldi(self, items, j0, j1, brk_tol):
         jend = np.empty(items.size, dtype=np.int64)
@@ -448,9 +523,9 @@ class Stack(spec.Backend):
 
     def lanczos_init(self, items, m):
         self.m = m
-        self.V = np.zeros((self.nb, m + 1, self.n), dtype=self.kdt)
-        self.alpha = np.zeros((self.nb, m))
-        self.beta = np.zeros((self.nb, m))
+        self.V = self.arena.take((self.nb, m + 1, self.n), self.kdt, zero=True)
+        self.alpha = self.arena.take((self.nb, m), np.float64, zero=True)
+        self.beta = self.arena.take((self.nb, m), np.float64, zero=True)
         self.V[items, 0] = _unit(self.xs[items, 0])
 
     def lanczos(self, items, j0, j1, brk_tol):
@@ -476,15 +551,32 @@ def run(driver, W3, xs, m, **params):
     :func:`wave_size` matrices, each an independent lockstep stack, spread over the threads (each wave's
     kernels run on the thread that drives it).  Returns the driver's host arrays for the whole batch."""
     nb, n = int(W3.shape[0]), int(W3.shape[1])
-    g = wave_size(nb, n, np.iscomplexobj(W3), m)
+    cplx = np.iscomplexobj(W3)
+    g = wave_size(nb, n, cplx, m)
     bounds = [(b0, min(nb, b0 + g)) for b0 in range(0, nb, g)]
+    need = g * (_per_matrix_bytes(n, cplx, m) + 64 * 16)
 
     def wave(i):
         b0, b1 = bounds[i]
-        return driver(Stack(W3[b0:b1], xs[b0:b1]), **params)
+        with _ARENA_LOCK:
+            arena = _ARENAS.pop() if _ARENAS else None
+        if arena is None or arena.block.size < need:
+            arena = _Arena(need)
+        arena.used = 0
+        out = driver(Stack(W3[b0:b1], xs[b0:b1], arena), **params)
+        with _ARENA_LOCK:
+            if len(_ARENAS) < threads.nthreads() and need <= WAVE_BYTES:
+                _ARENAS.append(arena)
+        return out
     with threads.blas_single_thread():
         parts = threads.run_tasks(wave, len(bounds))
     return spec.gather(parts, [b for b, _ in bounds], nb)
+
+
+_ARENAS = []
+"""Arenas of finished waves, kept for the next waves and calls: at most one per thread, each at most
+WAVE_BYTES (32 MB in all at n = 500 with the default wave of 4 matrices on 2 threads)."""
+_ARENA_LOCK = threading.Lock()
 
 
 # --- method="exact": LAPACK, one matrix per thread (LAPACK releases the GIL) --------------------------

@@ -195,7 +195,7 @@ class Stack(spec.Backend):
         self.wf = None                          # the float32 / complex64 copy of the filtered matrices
         self.low_row = np.full(self.nb, -1, dtype=np.int64)
 
-    def prep(self, triangular):
+    def prep(self, triangular, low):
         scale, fro, flags = prep(self.W)
         self.sc = np.divide(1.0, scale, out=np.zeros(self.nb), where=scale != 0.0)
         self.sc_d = _f64(self.sc)

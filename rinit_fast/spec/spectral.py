@@ -101,10 +101,11 @@ class Backend:
     n: int
     complex: bool
 
-    def prep(self, triangular):
+    def prep(self, triangular, low):
         """(scale, fro, tri): the power of two s >= max |w_ij| with max |w_ij| >= s/2 (0.0 for the zero
         matrix), ||W/s||_F, and (when ``triangular``) whether W is upper or lower triangular (then fro
-        may be left unset).  The backend prepares whatever its products of W/s need."""
+        may be left unset).  The backend prepares whatever its products of W/s need (``low``: products in
+        low precision will follow)."""
         raise NotImplementedError
 
     def diagonal(self, items):
@@ -221,14 +222,15 @@ def eig_sorted(hs):
     w = w.astype(np.complex128, copy=False)
     v = v.astype(np.complex128, copy=False)
     o = order_by_modulus(w)
-    return np.take_along_axis(w, o, axis=-1), np.take_along_axis(v, o[:, None, :], axis=-1)
+    r = np.arange(w.shape[0])[:, None]
+    return w[r, o], v[r[:, :, None], np.arange(w.shape[1])[None, :, None], o[:, None, :]]
 
 
 def ritz_check(hs, j):
     """Rayleigh–Ritz on Krylov spaces of dimension j: H (k, >= j+1, >= j).  Returns the Ritz values
     (k, j) by decreasing modulus, their vectors (k, j, j) and the residual ||W y - theta y|| / ||y|| of the
     top pair, |H[j, :j] . z| / ||z|| (the Arnoldi relation; z the top eigenvector)."""
-    theta, z = eig_sorted(np.ascontiguousarray(hs[:, :j, :j]))
+    theta, z = eig_sorted(hs[:, :j, :j])
     z0 = z[:, :, 0]
     rr = _seq_sum(hs[:, j, :j] * z0)
     return theta, z, modulus(rr) / vnorm(z0)
@@ -306,7 +308,7 @@ def radius(be, *, tol, max_iter, filter_steps, krylov_dim, keep, eps_in, n_ritz)
     nr = min(n_ritz, n)
 
     # 1. zero and triangular matrices: the diagonal, exactly
-    scale, fro, tri = be.prep(triangular=True)
+    scale, fro, tri = be.prep(triangular=True, low=True)
     zero = scale == 0.0
     ritz[zero] = 0.0
     tri = tri & ~zero
@@ -499,7 +501,7 @@ def norm(be, *, tol, max_iter, krylov_dim):
     conv = np.ones(nb, dtype=bool)
     its = np.zeros(nb, dtype=np.int64)
     res = np.zeros(nb)
-    scale, fro, _ = be.prep(triangular=False)
+    scale, fro, _ = be.prep(triangular=False, low=False)
     act = np.flatnonzero(scale != 0.0)        # the zero matrix: 0, exactly
     if act.size == 0:
         return norm_, conv, its, res
