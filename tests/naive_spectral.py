@@ -112,7 +112,8 @@ class Backend(spec.Backend):
         amax = np.abs(self.W.astype(self.kdt)).max(axis=(1, 2))
         scale = np.where(amax > 0, 2.0 ** np.frexp(amax)[1], 0.0)
         self.s = np.where(scale > 0, scale, 1.0)
-        self.Wk = self.W.astype(self.kdt) / self.s[:, None, None]
+        wide = np.ascontiguousarray(self.W.astype(self.kdt))
+        self.Wk = (wide.view(np.float64) / self.s[:, None, None]).view(self.kdt)   # each part, exactly
         fro = np.linalg.norm(self.Wk, axis=(1, 2))
         tri = np.array([np.all(np.tril(w, -1) == 0) or np.all(np.triu(w, 1) == 0) for w in self.W])
         return scale, fro, tri & bool(triangular)

@@ -106,6 +106,18 @@ def test_nilpotent_jordan_zero_and_n1(cuda):
         assert abs(float(s.norm) - abs(one[0, 0])) <= 1e-12
 
 
+def test_extreme_scales(cuda):
+    """max |w| subnormal (float64: 1/s overflows, the launcher scales W by 2^600 first) and 1e300."""
+    W = rf.sample("glorot_normal", 20, batch=2, seed=47, dtype="float64")
+    for c in (1e-310, 1e300):
+        r = rf.spectral_radius(_gpu(cuda, W * c))
+        np.testing.assert_allclose(_np(r.radius), naive.spectral_radius(W * c), rtol=1e-8)
+        s = rf.spectral_norm(_gpu(cuda, W * c))
+        np.testing.assert_allclose(_np(s.norm), naive.spectral_norm(W * c), rtol=1e-8)
+    T = np.triu(W[0]) * 1e-310
+    assert float(rf.spectral_radius(_gpu(cuda, T)).radius) == np.abs(np.diag(T)).max()
+
+
 def test_small_sizes_all_dtypes(cuda):
     for n in (2, 3, 7):
         for dtype in ("float32", "float64", "complex64", "complex128"):

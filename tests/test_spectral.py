@@ -147,6 +147,21 @@ def test_jordan_block():
         assert abs(r.radius - 1.2) <= 1e-3
 
 
+@pytest.mark.parametrize("dtype", ["float64", "complex128"])
+def test_extreme_scales(dtype):
+    """Entries from subnormal (max |w| ~ 1e-310: 1/s overflows, the copy scales in two exact steps) to
+    1e300: the same answers as at unit scale, scaled."""
+    scheme = "complex_glorot" if dtype.startswith("complex") else "glorot_normal"
+    W = rf.sample(scheme, 40, batch=3, seed=17, dtype=dtype)
+    r1, s1 = rf.spectral_radius(W), rf.spectral_norm(W)
+    for c in (1e-310, 1e300):
+        r, s = rf.spectral_radius(W * c), rf.spectral_norm(W * c)
+        assert r.converged.all() and s.converged.all()
+        np.testing.assert_allclose(r.radius, naive.spectral_radius(W * c), rtol=1e-8)
+        np.testing.assert_allclose(r.radius / c, r1.radius, rtol=1e-8)
+        np.testing.assert_allclose(s.norm / c, s1.norm, rtol=1e-8)
+
+
 def test_zero_and_batch_shapes():
     z = rf.spectral_radius(np.zeros((3, 4, 4), dtype=np.float32))
     assert np.all(z.radius == 0.0) and z.converged.all() and z.radius.shape == (3,)
@@ -265,6 +280,7 @@ def test_cpu_primitives_match_the_textbook(dtype):
     n, m = 37, 12
     W = rf.sample(scheme, n, batch=5, seed=61, dtype=dtype) * 3.7
     W[3] = np.triu(W[3])                                    # triangular: no copy, flagged
+    W[4] *= np.finfo(W.dtype).tiny * 2.0 ** -10             # max |w| subnormal: the scale read off its bits
     xs = _xs(W)
     cpu, ref = kern.Stack(np.ascontiguousarray(W), xs), naive.Backend(W, xs)
     s1, f1, t1 = cpu.prep(True, True)

@@ -183,7 +183,7 @@ class Stack(spec.Backend):
 
     def __init__(self, W, xs):
         cp = _cp()
-        self.W = W
+        self.W = self.W0 = W
         self.xs = xs
         self.nb, self.n = int(W.shape[0]), int(W.shape[1])
         self.complex = np.dtype(W.dtype).kind == "c"
@@ -197,14 +197,24 @@ class Stack(spec.Backend):
 
     def prep(self, triangular, low):
         scale, fro, flags = prep(self.W)
-        self.sc = np.divide(1.0, scale, out=np.zeros(self.nb), where=scale != 0.0)
+        tiny = (scale > 0.0) & (scale < 2.0 ** -1000)
+        if tiny.any():   # 1/s would overflow (max |w| subnormal, float64): the kernels read W 2^600 instead
+            ti = _cp().asarray(np.flatnonzero(tiny))
+            self.W = self.W.copy()
+            self.W[ti] = self.W[ti] * 2.0 ** 600
+            scale, fro, flags = prep(self.W)
+            scale[tiny] *= 2.0 ** -600
+            self.sc = np.divide(1.0, scale * np.where(tiny, 2.0 ** 600, 1.0), out=np.zeros(self.nb),
+                                where=scale != 0.0)
+        else:
+            self.sc = np.divide(1.0, scale, out=np.zeros(self.nb), where=scale != 0.0)
         self.sc_d = _f64(self.sc)
         tri = (((flags & 1) == 0) | ((flags & 2) == 0)) if triangular else np.zeros(self.nb, dtype=bool)
         return scale, fro, tri
 
     def diagonal(self, items):
         cp = _cp()
-        return cp.diagonal(self.W[cp.asarray(items)], axis1=1, axis2=2).get()
+        return cp.diagonal(self.W0[cp.asarray(items)], axis1=1, axis2=2).get()
 
     def isometry(self, items):
         cp = _cp()
