@@ -5,9 +5,9 @@ W^H) that the call reports in ``result.iterations``: 2n^2 flops per product for 
 complex W (Gram-Schmidt and the small Rayleigh-Ritz problems are not counted, so this is a lower bound
 on the work done).
 
-CUDA: a CuPy W raises NotImplementedError until the CUDA spectral kernel lands; ``warm_up`` turns that
-into SkipNotImplemented (as the missing GPU/CuPy is), so the cuda column shows n/a for now and fills in
-by itself once the kernel exists.
+CUDA: a CuPy W runs kernels/cuda/spectral.cu through the same driver (rinit_fast/spec/spectral.py);
+``cuda_or_skip`` skips the cuda column where CuPy or a GPU is missing (n/a).  The kernels compile lazily,
+one dtype at a time (docs/spectral.md, "Design"): ``setup`` warms up the benchmark's own dtype.
 """
 from __future__ import annotations
 
