@@ -24,10 +24,14 @@ inline on that thread and release the GIL; BLAS is single-threaded (``threads.bl
 The Python of one wave's driver (Rayleigh–Ritz, tests) overlaps the other threads' kernels.  Results
 never depend on the wave split or the thread count (every matrix is computed on its own).
 
-Compilation: each kernel has one signature per Krylov precision (float64, complex128), compiled lazily
-on first use (``_jit.kernel``); only ``prep`` depends on W's own dtype.  A float32 radius compiles
-``prep[f32]``, ``isometry``, ``power[f64→f32]`` and ``arnoldi`` (the high-precision ``power`` only when a
-probe finds a zero iterate); no LAPACK call is compiled.
+Compilation: only ``prep`` depends on W's own dtype (four signatures, one per input dtype); the products
+run in the Krylov precision (float64/complex128) or the filter's (float32/complex64) whatever W's dtype,
+so they are single-signature kernels, one per precision (``isometry_real``/``_complex``,
+``power_f32``/``_c64``/``_f64``/``_c128``, ``arnoldi_*``, ``lanczos_*``, thin wrappers of one inlined
+body each): every input precision uses them (``rinit-fast compile --dtype float32`` must include them).
+Each compiles lazily on first use (``_jit.kernel``).  A float32 radius compiles ``prep[float32]``,
+``isometry_real``, ``power_f32`` and ``arnoldi_real`` (``power_f64`` only when a probe meets a zero
+iterate); a float64 radius then adds only ``prep[float64]``.  No LAPACK call is compiled.
 """
 from __future__ import annotations
 
@@ -252,8 +256,8 @@ def _iso_sig(kdt):
                       types.float64[:, ::1])
 
 
-@kernel([_iso_sig(_f64), _iso_sig(_c128)])
-def isometry(wk, xs, items, i0, i1, c2, defect):
+@device
+def _isometry(wk, xs, items, i0, i1, c2, defect):
     """c2[k, v] = ||W x||² / ||x||², defect[k, v] = ||Wᴴ W x - c2 x|| / (c2 ||x||) (inf if c2 = 0) for the
     start vectors x = xs[b, v], v = 0, 1."""
     for k in range(i0, i1):
@@ -276,6 +280,16 @@ def isometry(wk, xs, items, i0, i1, c2, defect):
             defect[k, v] = math.sqrt(e2) / (c * math.sqrt(nx2))
 
 
+@kernel(_iso_sig(_f64))
+def isometry_real(wk, xs, items, i0, i1, c2, defect):
+    _isometry(wk, xs, items, i0, i1, c2, defect)
+
+
+@kernel(_iso_sig(_c128))
+def isometry_complex(wk, xs, items, i0, i1, c2, defect):
+    _isometry(wk, xs, items, i0, i1, c2, defect)
+
+
 def _power_sig(pdt):
     return types.void(pdt[:, :, ::1], types.complex128[:, ::1] if isinstance(pdt, types.Complex)
                       else types.float64[:, ::1], _i64v, _I, _I, _i64v, types.boolean,
@@ -283,8 +297,8 @@ def _power_sig(pdt):
                       _i64v, _bv)
 
 
-@kernel([_power_sig(_f32), _power_sig(_c64), _power_sig(_f64), _power_sig(_c128)])
-def power(w3, x0, items, i0, i1, steps, settle, xout, done, zero):
+@device
+def _power(w3, x0, items, i0, i1, steps, settle, xout, done, zero):
     """Up to steps[k] products x <- W x / ||W x|| with w3[b] (W/s in the precision of the products: the
     filter's low copy or the Krylov copy) from x0[k] / ||x0[k]||; done[k] = products made, zero[k] = an
     iterate was exactly zero (stopped there).  With ``settle`` the loop also stops once ||W x|| changed
@@ -328,13 +342,33 @@ def power(w3, x0, items, i0, i1, steps, settle, xout, done, zero):
                 xout[k, i] = xf[i] / nf
 
 
+@kernel(_power_sig(_f32))
+def power_f32(w3, x0, items, i0, i1, steps, settle, xout, done, zero):
+    _power(w3, x0, items, i0, i1, steps, settle, xout, done, zero)
+
+
+@kernel(_power_sig(_c64))
+def power_c64(w3, x0, items, i0, i1, steps, settle, xout, done, zero):
+    _power(w3, x0, items, i0, i1, steps, settle, xout, done, zero)
+
+
+@kernel(_power_sig(_f64))
+def power_f64(w3, x0, items, i0, i1, steps, settle, xout, done, zero):
+    _power(w3, x0, items, i0, i1, steps, settle, xout, done, zero)
+
+
+@kernel(_power_sig(_c128))
+def power_c128(w3, x0, items, i0, i1, steps, settle, xout, done, zero):
+    _power(w3, x0, items, i0, i1, steps, settle, xout, done, zero)
+
+
 def _arnoldi_sig(kdt):
     return types.void(kdt[:, :, ::1], kdt[:, :, ::1], kdt[:, :, ::1], _i64v, _I, _I, _i64v, _i64v, _f64v,
                       _i64v, _bv)
 
 
-@kernel([_arnoldi_sig(_f64), _arnoldi_sig(_c128)])
-def arnoldi(wk, q3, h3, items, i0, i1, j0, j1, brk_tol, jend, brk):
+@device
+def _arnoldi(wk, q3, h3, items, i0, i1, j0, j1, brk_tol, jend, brk):
     """Arnoldi steps j0[k] .. j1[k]-1 on the basis q3[b] and Hessenberg matrix h3[b], stopping at a
     breakdown (the new direction shorter than brk_tol[k]); jend[k] = the dimension reached."""
     for k in range(i0, i1):
@@ -350,13 +384,23 @@ def arnoldi(wk, q3, h3, items, i0, i1, j0, j1, brk_tol, jend, brk):
         brk[k] = br
 
 
+@kernel(_arnoldi_sig(_f64))
+def arnoldi_real(wk, q3, h3, items, i0, i1, j0, j1, brk_tol, jend, brk):
+    _arnoldi(wk, q3, h3, items, i0, i1, j0, j1, brk_tol, jend, brk)
+
+
+@kernel(_arnoldi_sig(_c128))
+def arnoldi_complex(wk, q3, h3, items, i0, i1, j0, j1, brk_tol, jend, brk):
+    _arnoldi(wk, q3, h3, items, i0, i1, j0, j1, brk_tol, jend, brk)
+
+
 def _lanczos_sig(kdt):
     return types.void(kdt[:, :, ::1], kdt[:, :, ::1], types.float64[:, ::1], types.float64[:, ::1], _i64v, _I,
                       _I, _i64v, _i64v, _f64v, _i64v, _bv)
 
 
-@kernel([_lanczos_sig(_f64), _lanczos_sig(_c128)])
-def lanczos(wk, v3, alpha, beta, items, i0, i1, j0, j1, brk_tol, jend, brk):
+@device
+def _lanczos(wk, v3, alpha, beta, items, i0, i1, j0, j1, brk_tol, jend, brk):
     """Lanczos steps j0[k] .. j1[k]-1 on Wᴴ W (u = W v_j, w = Wᴴ u, CGS2 against v_0..v_j), stopping at a
     breakdown (||w|| <= brk_tol[k])."""
     hcol = np.zeros(v3.shape[1], dtype=v3.dtype)
@@ -385,6 +429,20 @@ def lanczos(wk, v3, alpha, beta, items, i0, i1, j0, j1, brk_tol, jend, brk):
                 break
         jend[k] = j
         brk[k] = br
+
+
+@kernel(_lanczos_sig(_f64))
+def lanczos_real(wk, v3, alpha, beta, items, i0, i1, j0, j1, brk_tol, jend, brk):
+    _lanczos(wk, v3, alpha, beta, items, i0, i1, j0, j1, brk_tol, jend, brk)
+
+
+@kernel(_lanczos_sig(_c128))
+def lanczos_complex(wk, v3, alpha, beta, items, i0, i1, j0, j1, brk_tol, jend, brk):
+    _lanczos(wk, v3, alpha, beta, items, i0, i1, j0, j1, brk_tol, jend, brk)
+
+
+_POWER = {np.dtype(np.float32): power_f32, np.dtype(np.complex64): power_c64, np.dtype(np.float64): power_f64,
+          np.dtype(np.complex128): power_c128}
 
 
 # --- the backend ----------------------------------------------------------------------------------------
@@ -490,7 +548,7 @@ class Stack(spec.Backend):
     def isometry(self, items):
         c2 = np.empty((items.size, 2))
         de = np.empty((items.size, 2))
-        self._each(isometry, items, (self.wk, self.xs), (c2, de))
+        self._each(isometry_complex if self.complex else isometry_real, items, (self.wk, self.xs), (c2, de))
         return c2, de
 
     def power(self, items, steps, *, source, low, settle):
@@ -500,7 +558,8 @@ class Stack(spec.Backend):
         xout = np.empty_like(x0)
         done = np.empty(items.size, dtype=np.int64)
         zero = np.empty(items.size, dtype=np.bool_)
-        self._each(power, items, (self.wl if low else self.wk, x0),
+        w = self.wl if low else self.wk
+        self._each(_POWER[w.dtype], items, (w, x0),
                    (np.ascontiguousarray(steps, dtype=np.int64), bool(settle), xout, done, zero))
         if settle:
             ok = ~zero
@@ -522,7 +581,7 @@ class Stack(spec.Backend):
     def arnoldi(self, items, j0, j1, brk_tol):
         jend = np.empty(items.size, dtype=np.int64)
         brk = np.empty(items.size, dtype=np.bool_)
-        self._each(arnoldi, items, (self.wk, self.Q, self.H),
+        self._each(arnoldi_complex if self.complex else arnoldi_real, items, (self.wk, self.Q, self.H),
                    (np.ascontiguousarray(j0), np.ascontiguousarray(j1, dtype=np.int64),
                     np.ascontiguousarray(brk_tol), jend, brk))
         return jend, brk
@@ -550,7 +609,8 @@ class Stack(spec.Backend):
     def lanczos(self, items, j0, j1, brk_tol):
         jend = np.empty(items.size, dtype=np.int64)
         brk = np.empty(items.size, dtype=np.bool_)
-        self._each(lanczos, items, (self.wk, self.V, self.alpha, self.beta),
+        self._each(lanczos_complex if self.complex else lanczos_real, items,
+                   (self.wk, self.V, self.alpha, self.beta),
                    (np.ascontiguousarray(j0), np.ascontiguousarray(j1, dtype=np.int64),
                     np.ascontiguousarray(brk_tol), jend, brk))
         return jend, brk
