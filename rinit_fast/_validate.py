@@ -374,3 +374,12 @@ def unroll_bias(b, n, dtype):
     if arr.shape != (n,):
         raise ValueError(f"b must have shape (n,) = ({n},), got {arr.shape}")
     return arr
+
+
+# --- studies: rf.plot_study and rinit-fast plot ------------------------------------------------------
+
+def figure_format(fmt, formats):
+    """One of ``formats`` (case-insensitive), or a clear error."""
+    if not isinstance(fmt, str) or fmt.lower() not in formats:
+        raise ValueError(f"format must be one of {', '.join(formats)} (the figure file format), got {fmt!r}")
+    return fmt.lower()

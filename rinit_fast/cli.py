@@ -4,6 +4,7 @@
     rinit-fast reproduce            the report of the core findings (docs/cli.md), a few minutes on a CPU
     rinit-fast sample-stats         sample a batch of every scheme, print its statistics against theory
     rinit-fast study CONFIG.toml    a Monte Carlo grid, chunked, resumable, on Dask if asked
+    rinit-fast plot DIR             the standard figures of a study directory
     rinit-fast calibrate N P        the empirical rescaling with P(rho > 1) = 1 - P at width N
 
 Subcommands are argparse subparsers: a new one is a function ``_add_<name>(sub)`` registered in
@@ -105,6 +106,22 @@ def _study(args):
     return 0
 
 
+def _add_plot(sub):
+    p = sub.add_parser("plot", help="write the standard figures of a study directory, chosen by what it "
+                       "measured (docs/studies.md)")
+    p.add_argument("dir", help="the study directory (rinit-fast study --out DIR)")
+    p.add_argument("--out", help="where to write the figures (default DIR/figures)")
+    p.add_argument("--format", default="png", choices=["png", "svg", "pdf"], help="figure format (default png)")
+    p.set_defaults(func=_plot)
+
+
+def _plot(args):
+    from .studies import plot_study
+    for f in plot_study(args.dir, args.out, format=args.format):
+        print(f)
+    return 0
+
+
 def _add_calibrate(sub):
     p = sub.add_parser("calibrate", help="the scale s with P(rho(W/s) > 1) = 1 - p, by Monte Carlo")
     p.add_argument("n", type=int, help="width")
@@ -129,7 +146,7 @@ def _calibrate(args):
     return 0
 
 
-_SUBCOMMANDS = [_add_sample_stats, _add_reproduce, _add_study, _add_calibrate]
+_SUBCOMMANDS = [_add_sample_stats, _add_reproduce, _add_study, _add_plot, _add_calibrate]
 
 
 def parser():

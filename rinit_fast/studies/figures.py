@@ -18,6 +18,28 @@ def _plt():
     return plt
 
 
+def radius_law(scheme, n, gain=1.0, **params):
+    """The asymptotic law of the spectral radius of an n×n matrix of ``scheme`` (a frozen scipy
+    distribution), or None where there is none: orthogonal matrices (rho = 1), schemes whose entries
+    have a non-zero mean, and n < 164 (gamma_n <= 0).  For i.i.d. zero-mean entries of standard
+    deviation sigma, rho(W) = sigma·sqrt(n)·rho(G) with G of entry variance 1/n: the law of
+    ``rf.theory.radius_law`` (complex for complex schemes, Rider & Sinclair's real law otherwise),
+    scaled."""
+    from scipy import stats
+
+    from .. import scheme_table, theory
+    if scheme == "orthogonal" or n < theory.MIN_N:
+        return None
+    if scheme_table.scheme_mean(scheme, n, gain, **params) != 0.0:
+        return None
+    centre, width = theory.edge_location(n)
+    shift = 0.0 if scheme_table.get(scheme).complex else -theory.LOG2  # real: Rider & Sinclair
+    c = scheme_table.scheme_std(scheme, n, gain, **params) * math.sqrt(n)
+    if not c > 0.0:
+        return None
+    return stats.gumbel_r(loc=c * (centre + shift * width), scale=c * width)
+
+
 def radius_histograms(path, panels, widths, schemes):
     """A grid (rows: widths, columns: schemes) of histograms of rho with the asymptotic law's density.
 
@@ -82,20 +104,20 @@ def curves(path, t, series, title, ylabel):
 
 
 def propagation(path, profiles):
-    """Variance profiles against depth: ``profiles[label] = (preact_var, grad_var, mf_preact, mf_grad)``
-    (mean-field arrays may be None); two panels, log scale."""
+    """Variance profiles against depth: ``profiles[label] = (preact band, grad band, mf_preact, mf_grad)``,
+    a band being (value, low, high) per layer (95% interval across networks, shaded); mean-field arrays
+    (None where the theory does not apply) dashed; two panels, log scale."""
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for k, (label, (pv, gv, mpv, mgv)) in enumerate(profiles.items()):
-        layers = np.arange(1, len(pv) + 1)
-        axes[0].semilogy(layers, pv, color=f"C{k}", lw=1.5, label=label)
-        axes[1].semilogy(layers, gv, color=f"C{k}", lw=1.5, label=label)
-        if mpv is not None:
-            axes[0].semilogy(layers, mpv, color=f"C{k}", lw=0.8, ls="--")
-        if mgv is not None:
-            axes[1].semilogy(layers, mgv, color=f"C{k}", lw=0.8, ls="--")
-    axes[0].set_title("pre-activation variance (dashed: mean field)", fontsize=10)
-    axes[1].set_title("back-propagated gradient variance (dashed: mean field)", fontsize=10)
+        layers = np.arange(1, len(pv[0]) + 1)
+        for ax, (v, lo, hi), mf in ((axes[0], pv, mpv), (axes[1], gv, mgv)):
+            ax.semilogy(layers, v, color=f"C{k}", lw=1.5, label=label)
+            ax.fill_between(layers, lo, hi, color=f"C{k}", alpha=0.2, lw=0)
+            if mf is not None:
+                ax.semilogy(layers, mf, color=f"C{k}", lw=0.8, ls="--")
+    axes[0].set_title("pre-activation variance (band: 95% CI across networks; dashed: mean field)", fontsize=9)
+    axes[1].set_title("back-propagated gradient variance (band: 95% CI; dashed: mean field)", fontsize=9)
     for ax in axes:
         ax.set_xlabel("layer")
     axes[0].legend(fontsize=6)

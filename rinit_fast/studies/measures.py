@@ -77,6 +77,11 @@ def _table(d, key):
 
 # --- spectral radius and norm ------------------------------------------------------------------------
 
+EXCEEDS = 1.0 + 1e-5
+"""P(rho > 1) counts rho > 1 + 1e-5: an orthogonal matrix has rho = 1 exactly, and rounding must not count
+as exceeding it (the Glorot laws put about 1e-4 of their mass in (1, 1 + 1e-5])."""
+
+
 class Spectral(Measure):
     keys = ("method", "tol", "max_iter")
     uses_matrices = True
@@ -111,8 +116,8 @@ class Spectral(Measure):
         n = self.name
         x = get(n)
         k = x.size
-        row = {f"{n}_p_gt_1": float(np.mean(x > 1.0))}
-        row[f"{n}_p_gt_1_ci_low"], row[f"{n}_p_gt_1_ci_high"] = U.clopper_pearson(int(np.sum(x > 1.0)), k)
+        row = {f"{n}_p_gt_1": float(np.mean(x > EXCEEDS))}
+        row[f"{n}_p_gt_1_ci_low"], row[f"{n}_p_gt_1_ci_high"] = U.clopper_pearson(int(np.sum(x > EXCEEDS)), k)
         m, _, lo, hi = U.mean_ci(x)
         row.update({f"{n}_mean": float(m), f"{n}_mean_ci_low": float(lo), f"{n}_mean_ci_high": float(hi)})
         for p, nm in ((0.05, "q05"), (0.25, "q25"), (0.5, "median"), (0.75, "q75"), (0.95, "q95")):
@@ -280,6 +285,13 @@ class Propagate(Measure):
         if cplx:
             raise ConfigError(f"[propagate]: propagation is defined for real schemes only, but {cplx} are "
                               f"complex; run them in a study without [propagate]")
+        for sw in cfg["sweep"]:
+            if sw["name"] == "bias_std" and spec["bias_std"] is None and min(sw["values"]) < 0:
+                raise ConfigError(f"sweep.bias_std: propagate.bias_std must be >= 0 (the standard deviation of "
+                                  f"the biases), got {min(sw['values'])}")
+            if sw["name"] == "in_width" and spec["in_width"] is None:
+                for v in sw["values"]:
+                    _int(v, "sweep.in_width[] (propagate.in_width)", 1)
         seen = set()
         for cell in cells(cfg):
             inw = self.in_width(spec, cell)
@@ -361,22 +373,21 @@ class Propagate(Measure):
         depth = spec["depth"]
         rl = rate_layers(depth)
         for a, act in enumerate(spec["activations"]):
-            per = {f: get(f"propagate_{f}")[:, a] for f in ("preact_mean", "preact_var", "act_mean", "act_var",
-                                                            "grad_var")}
+            pm, pv = get("propagate_preact_mean")[:, a], get("propagate_preact_var")[:, a]
+            am, av = get("propagate_act_mean")[:, a], get("propagate_act_var")[:, a]
+            gv = get("propagate_grad_var")[:, a]
             row = {}
-            stacked = np.stack([per["preact_mean"], per["preact_var"], per["act_mean"], per["act_var"],
-                                per["grad_var"]], axis=-1)  # (networks, layer, 5)
+            bands = {"preact_var": U.pooled_var_band(pm, pv), "act_var": U.pooled_var_band(am, av),
+                     "grad_var": U.pooled_mean_band(gv)}
             for lname, layer in (("first", 0), ("last", depth - 1)):
-                for stat, fn in (("preact_var", _pooled_var(0, 1, layer)), ("act_var", _pooled_var(2, 3, layer)),
-                                 ("grad_var", _pooled_mean(4, layer))):
-                    _put(row, f"propagate_{stat}_{lname}", U.jackknife(fn, stacked, log=True))
+                for stat, (v, lo, hi) in bands.items():
+                    _put(row, f"propagate_{stat}_{lname}", (v[layer], None, lo[layer], hi[layer]))
+            first_last = np.stack([pm[:, [0, -1]], pv[:, [0, -1]]], axis=-1)  # (networks, 2, 2)
             _put(row, "propagate_preact_var_ratio", U.jackknife(
-                lambda y: _pooled_var(0, 1, depth - 1)(y) / _pooled_var(0, 1, 0)(y), stacked, log=True))
+                lambda y: _pooled_var(y[:, 1]) / _pooled_var(y[:, 0]), first_last, log=True))
             if rl is not None:
-                l0, l1 = rl
-                _put(row, "propagate_grad_rate", U.jackknife(
-                    lambda y: (math.log(_pooled_mean(4, l0)(y)) - math.log(_pooled_mean(4, l1)(y))) / (l1 - l0),
-                    stacked))
+                est, lo, hi = U.rate_ci(gv, *rl)
+                _put(row, "propagate_grad_rate", (est, None, lo, hi))
             mf = {f: get(f"meanfield_{f}")[a] for f in ("preact_var", "act_var", "grad_var", "chi")}
             row["meanfield_preact_var_first"] = float(mf["preact_var"][0])
             row["meanfield_preact_var_last"] = float(mf["preact_var"][-1])
@@ -394,16 +405,10 @@ class Propagate(Measure):
         return plot.propagate(spec, res)
 
 
-def _pooled_var(mcol, vcol, layer):
-    """The pooled variance over networks (as rf.propagate pools): mean of variances + variance of means."""
-    def f(y):
-        m = y[:, layer, mcol]
-        return float(y[:, layer, vcol].mean() + ((m - m.mean()) ** 2).mean())
-    return f
-
-
-def _pooled_mean(col, layer):
-    return lambda y: float(y[:, layer, col].mean())
+def _pooled_var(y):
+    """rf.propagate's pooled variance of networks' (mean, variance) pairs y (k, 2)."""
+    m = y[:, 0]
+    return float(y[:, 1].mean() + ((m - m.mean()) ** 2).mean())
 
 
 def _put(row, key, est):

@@ -92,3 +92,58 @@ def fmt_ci(value, low, high, digits=4, sig=False):
     if not (np.isfinite(low) or np.isfinite(high)) and (np.isnan(low) and np.isnan(high)):
         return f"{f(value)} [–]"
     return f"{f(value)} [{f(low)}, {f(high)}]"
+
+
+# --- [propagate]: statistics pooled over networks, per layer, with vectorised jackknife bands ----------
+
+def loo_band(est, loo, log):
+    """95% band from leave-one-out replicates ``loo`` (k, ...) of ``est`` (...)."""
+    k = loo.shape[0]
+    if k < 2:
+        nan = np.full_like(est, np.nan)
+        return est, nan, nan
+    f = np.log if log else (lambda v: v)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fl = f(loo)
+        se = np.sqrt((k - 1) / k * ((fl - fl.mean(axis=0)) ** 2).sum(axis=0))
+        t = t_quantile(k)
+        c = f(est)
+        lo, hi = c - t * se, c + t * se
+    return (est, np.exp(lo), np.exp(hi)) if log else (est, lo, hi)
+
+
+def pooled_mean_band(x):
+    """Pooled mean over networks (axis 0) per layer with its jackknife band (log scale)."""
+    k = x.shape[0]
+    est = x.mean(axis=0)
+    loo = (x.sum(axis=0) - x) / max(k - 1, 1)
+    return loo_band(est, loo, log=True)
+
+
+def pooled_var_band(m, v):
+    """rf.propagate's pooled variance (mean of variances + variance of means) per layer, with its band."""
+    k = m.shape[0]
+    est = v.mean(axis=0) + ((m - m.mean(axis=0)) ** 2).mean(axis=0)
+    if k < 2:
+        return loo_band(est, np.empty((0,) + est.shape), log=True)
+    loo = np.empty((k,) + est.shape)
+    for i in range(k):
+        mm, vv = np.delete(m, i, axis=0), np.delete(v, i, axis=0)
+        loo[i] = vv.mean(axis=0) + ((mm - mm.mean(axis=0)) ** 2).mean(axis=0)
+    return loo_band(est, loo, log=True)
+
+
+def rate_ci(gv, l0, l1):
+    """The per-layer growth rate (log G[l0] - log G[l1]) / (l1 - l0) of the pooled gradient variance G,
+    with its jackknife interval across networks (gv: (networks, layers))."""
+    k = gv.shape[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = lambda a, b: (np.log(a) - np.log(b)) / (l1 - l0)
+        est = float(f(gv[:, l0].mean(), gv[:, l1].mean()))
+        if k < 2:
+            return est, np.nan, np.nan
+        s0, s1 = gv[:, l0].sum(), gv[:, l1].sum()
+        loo = f((s0 - gv[:, l0]) / (k - 1), (s1 - gv[:, l1]) / (k - 1))
+        se = math.sqrt((k - 1) / k * float(((loo - loo.mean()) ** 2).sum()))
+    t = t_quantile(k)
+    return est, est - t * se, est + t * se
