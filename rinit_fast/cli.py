@@ -100,9 +100,11 @@ def _add_study(sub):
 
 def _study(args):
     from .studies import run_study
-    res = run_study(args.config, args.out, workers=args.workers, scheduler=args.scheduler, chunk=args.chunk,
-                    progress=not args.no_progress)
-    print(res.table_csv(), end="")
+    import os
+    run_study(args.config, args.out, workers=args.workers, scheduler=args.scheduler, chunk=args.chunk,
+              progress=not args.no_progress, load=False)
+    with open(os.path.join(args.out, "summary.csv")) as f:  # written one cell at a time: any study size
+        print(f.read(), end="")
     return 0
 
 

@@ -293,7 +293,7 @@ def plan(cfg, present, chunk=None):
 
 # --- running --------------------------------------------------------------------------------------------
 
-def run_study(config, out, workers=None, scheduler=None, *, chunk=None, progress=False):
+def run_study(config, out, workers=None, scheduler=None, *, chunk=None, progress=False, load=True):
     """Run (or resume) a study and return its :class:`StudyResults`.
 
     Parameters
@@ -311,6 +311,10 @@ def run_study(config, out, workers=None, scheduler=None, *, chunk=None, progress
         Samples per chunk (overrides the configuration's ``chunk``; does not change any result).
     progress : bool
         Show a progress bar (tqdm, if installed) over the samples.
+    load : bool
+        Return the results loaded in memory (a :class:`StudyResults`); ``load=False`` returns None (for a
+        study larger than memory: open it with ``rf.open_study``).  summary.csv is written either way,
+        one cell at a time.
 
     Results are bit-identical whatever ``chunk``, ``workers`` or ``scheduler``.  When a chunk fails the
     others are still stored and :class:`StudyError` is raised; rerunning resumes.
@@ -367,10 +371,9 @@ def run_study(config, out, workers=None, scheduler=None, *, chunk=None, progress
         raise StudyError(f"{len(failures)} chunk(s) failed (first: {name}: {type(exc).__name__}: {exc}); "
                          f"the completed chunks are stored in {out}: rerun the same command to resume") \
             from exc
-    res = load_study(out)
-    storage._atomic_write(os.path.join(out, storage.SUMMARY),
-                          lambda f: f.write(res.table_csv().encode()))
-    return res
+    text = storage.csv_text(summary_rows(out, cfg))
+    storage._atomic_write(os.path.join(out, storage.SUMMARY), lambda f: f.write(text.encode()))
+    return load_study(out) if load else None
 
 
 def _warm_plugin(cfg):
@@ -512,23 +515,14 @@ class StudyResults:
         every measure's statistics, each with its 95% Monte Carlo interval (``*_ci_low``,
         ``*_ci_high``; uncertainty.py says how each is computed)."""
         rows = []
+        sample_names = set(sample_arrays(self.config))
         for cell in self.cells():
             m = self.done[cell.index]
-            base = {"scheme": cell.label, "family": cell.entry["scheme"], "width": cell.width, **cell.values,
-                    "samples": int(m.sum())}
-            parts = [({}, {})]
-            if m.any():
-                def get(name, cell=cell, m=m):
-                    a = self.data[name][cell.index]
-                    return a[m] if name in self.dims and "sample" in self.dims[name] else a
-                for meas, spec in _active(self.config):
-                    got = meas.summarize(spec, get, cell)
-                    if not got:
-                        continue
-                    parts = [({**k0, **k1}, {**v0, **v1}) for k0, v0 in parts for k1, v1 in got]
-            for keys, vals in parts:
-                row = {**base, **keys, **vals}
-                rows.append({k: (float(v) if isinstance(v, np.floating) else v) for k, v in row.items()})
+
+            def get(name, cell=cell, m=m):
+                a = self.data[name][cell.index]
+                return a[m] if name in sample_names else a
+            rows += cell_rows(self.config, cell, get, int(m.sum()))
         return rows
 
     def table_csv(self):
@@ -541,6 +535,62 @@ class StudyResults:
         if lazy:
             return labelled.open_study(self.path, partial=not self.complete)
         return labelled.dataset(self.config, self.data, self.done, self.hash, self.path)
+
+
+def cell_rows(cfg, cell, get, k):
+    """The summary rows of one cell, given ``get(name)``: its array (stored samples only) and ``k`` samples."""
+    base = {"scheme": cell.label, "family": cell.entry["scheme"], "width": cell.width, **cell.values, "samples": k}
+    parts = [({}, {})]
+    if k:
+        for meas, spec in _active(cfg):
+            got = meas.summarize(spec, get, cell)
+            if got:
+                parts = [({**k0, **k1}, {**v0, **v1}) for k0, v0 in parts for k1, v1 in got]
+    return [{k2: (float(v) if isinstance(v, np.floating) else v) for k2, v in {**base, **keys, **vals}.items()}
+            for keys, vals in parts]
+
+
+class _CellArray:
+    """One stored array of one cell, read chunk by chunk: indexing is recorded (every index keeps axis 0,
+    the samples) and applied to each chunk's array as it is loaded, so ``np.asarray(a[:, 3][..., -1])``
+    holds one chunk's array and the small result, whatever the size of the cell."""
+
+    def __init__(self, parts, name, index=()):
+        self.parts, self.name, self.index = parts, name, index
+
+    def __getitem__(self, idx):
+        return _CellArray(self.parts, self.name, self.index + (idx,))
+
+    def __array__(self, dtype=None, copy=None):
+        out = []
+        for _, _, fpath in self.parts:
+            a = storage.load_member(fpath, self.name)
+            for idx in self.index:
+                a = a[idx]
+            out.append(np.ascontiguousarray(a))
+        a = np.concatenate(out, axis=0)
+        return a if dtype is None else a.astype(dtype)
+
+
+def summary_rows(path, cfg=None):
+    """The rows of ``StudyResults.table()`` computed from the directory one chunk at a time: each statistic
+    reads only the slices it needs, so the memory is one chunk's array whatever the size of the study
+    (how ``run_study`` writes summary.csv)."""
+    path = os.fspath(path)
+    cfg = _config.normalize(storage.read_config(path)["config"]) if cfg is None else cfg
+    manifest = storage.read_manifest(path)
+    by_cell = {}
+    for fpath, index, a, b in chunk_files(path, cfg, manifest, verify=False):
+        by_cell.setdefault(index, []).append((a, b, fpath))
+    derived = read_derived(path, cfg, manifest)
+    rows = []
+    for cell in _config.cells(cfg):
+        parts = sorted(by_cell.get(cell.index, []))
+
+        def get(name, cell=cell, parts=parts):
+            return derived[name][cell.index] if name in derived else _CellArray(parts, name)
+        rows += cell_rows(cfg, cell, get, sum(b - a for a, b, _ in parts))
+    return rows
 
 
 def load_study(path, *, partial=False):

@@ -114,7 +114,7 @@ class Spectral(Measure):
 
     def summarize(self, spec, get, cell):
         n = self.name
-        x = get(n)
+        x = np.ascontiguousarray(get(n))
         k = x.size
         row = {f"{n}_p_gt_1": float(np.mean(x > EXCEEDS))}
         row[f"{n}_p_gt_1_ci_low"], row[f"{n}_p_gt_1_ci_high"] = U.clopper_pearson(int(np.sum(x > EXCEEDS)), k)
@@ -123,7 +123,7 @@ class Spectral(Measure):
         for p, nm in ((0.05, "q05"), (0.25, "q25"), (0.5, "median"), (0.75, "q75"), (0.95, "q95")):
             row[f"{n}_{nm}"] = float(np.quantile(x, p))
             row[f"{n}_{nm}_ci_low"], row[f"{n}_{nm}_ci_high"] = U.quantile_ci(x, p)
-        row[f"{n}_unconverged"] = int((~get(f"{n}_converged")).sum())
+        row[f"{n}_unconverged"] = int((~np.ascontiguousarray(get(f"{n}_converged"))).sum())
         return [({}, row)]
 
     def figures(self, spec, res, plot):
@@ -201,7 +201,7 @@ class Unroll(Measure):
         row = {}
         T = spec["horizons"][-1]
         for key in self._names(spec):
-            per = get(key)[..., -1].mean(axis=1)  # per matrix: mean over its realisations
+            per = np.ascontiguousarray(get(key)[..., -1]).mean(axis=1)  # per matrix: mean over its realisations
             m, _, lo, hi = U.mean_ci(per)
             c = f"{key[:-len('_log_norm')]}_mean_log_norm_T{T}"
             row.update({c: float(m), f"{c}_ci_low": float(lo), f"{c}_ci_high": float(hi)})
@@ -372,23 +372,26 @@ class Propagate(Measure):
         rows = []
         depth = spec["depth"]
         rl = rate_layers(depth)
+        layers = sorted({0, depth - 1} | set(rl or ()))  # read only the layers the statistics need
+        at = {layer: i for i, layer in enumerate(layers)}
         for a, act in enumerate(spec["activations"]):
-            pm, pv = get("propagate_preact_mean")[:, a], get("propagate_preact_var")[:, a]
-            am, av = get("propagate_act_mean")[:, a], get("propagate_act_var")[:, a]
-            gv = get("propagate_grad_var")[:, a]
+            col = {f: np.ascontiguousarray(get(f"propagate_{f}")[:, a][:, layers])
+                   for f in ("preact_mean", "preact_var", "act_mean", "act_var", "grad_var")}
+            pm, pv, gv = col["preact_mean"], col["preact_var"], col["grad_var"]
             row = {}
-            bands = {"preact_var": U.pooled_var_band(pm, pv), "act_var": U.pooled_var_band(am, av),
+            bands = {"preact_var": U.pooled_var_band(pm, pv), "act_var": U.pooled_var_band(col["act_mean"],
+                                                                                          col["act_var"]),
                      "grad_var": U.pooled_mean_band(gv)}
             for lname, layer in (("first", 0), ("last", depth - 1)):
                 for stat, (v, lo, hi) in bands.items():
-                    _put(row, f"propagate_{stat}_{lname}", (v[layer], None, lo[layer], hi[layer]))
+                    _put(row, f"propagate_{stat}_{lname}", (v[at[layer]], None, lo[at[layer]], hi[at[layer]]))
             first_last = np.stack([pm[:, [0, -1]], pv[:, [0, -1]]], axis=-1)  # (networks, 2, 2)
             _put(row, "propagate_preact_var_ratio", U.jackknife(
                 lambda y: _pooled_var(y[:, 1]) / _pooled_var(y[:, 0]), first_last, log=True))
             if rl is not None:
-                est, lo, hi = U.rate_ci(gv, *rl)
+                est, lo, hi = U.rate_ci(gv, at[rl[0]], at[rl[1]], rl[1] - rl[0])
                 _put(row, "propagate_grad_rate", (est, None, lo, hi))
-            mf = {f: get(f"meanfield_{f}")[a] for f in ("preact_var", "act_var", "grad_var", "chi")}
+            mf = {f: np.ascontiguousarray(get(f"meanfield_{f}")[a]) for f in ("preact_var", "act_var", "grad_var", "chi")}
             row["meanfield_preact_var_first"] = float(mf["preact_var"][0])
             row["meanfield_preact_var_last"] = float(mf["preact_var"][-1])
             row["meanfield_act_var_last"] = float(mf["act_var"][-1])

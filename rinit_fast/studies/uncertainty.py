@@ -133,12 +133,14 @@ def pooled_var_band(m, v):
     return loo_band(est, loo, log=True)
 
 
-def rate_ci(gv, l0, l1):
-    """The per-layer growth rate (log G[l0] - log G[l1]) / (l1 - l0) of the pooled gradient variance G,
-    with its jackknife interval across networks (gv: (networks, layers))."""
+def rate_ci(gv, l0, l1, span=None):
+    """The per-layer growth rate (log G[l0] - log G[l1]) / span of the pooled gradient variance G (span =
+    l1 - l0 unless given: columns l0, l1 of ``gv`` may be a selection of layers), with its jackknife
+    interval across networks (gv: (networks, layers))."""
     k = gv.shape[0]
+    span = l1 - l0 if span is None else span
     with np.errstate(divide="ignore", invalid="ignore"):
-        f = lambda a, b: (np.log(a) - np.log(b)) / (l1 - l0)
+        f = lambda a, b: (np.log(a) - np.log(b)) / span
         est = float(f(gv[:, l0].mean(), gv[:, l1].mean()))
         if k < 2:
             return est, np.nan, np.nan
