@@ -158,5 +158,5 @@ def test_entry_point_installed():
         pytest.skip("the rinit-fast script is not installed next to this interpreter")
     r = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0
-    for sub in ("sample-stats", "reproduce", "study", "calibrate"):
+    for sub in ("sample-stats", "reproduce", "study", "plot", "calibrate"):
         assert sub in r.stdout
