@@ -70,7 +70,8 @@ def test_reproduce_tables_match_data(report):
                 # the summary's table line states the same numbers
                 line = (f"| {label} | {n} | {x.size} | {fmt(np.mean(x > EXCEED))} ")
                 assert line in md, line
-                assert f"| {fmt(np.quantile(x, 0.5))} |" in md
+                lo, hi = (float(row["median_ci_low"]), float(row["median_ci_high"]))
+                assert f"| {fmt(np.quantile(x, 0.5))} [{fmt(lo)}, {fmt(hi)}] |" in md  # with its 95% interval
     # recurrences: mean log norm at the last horizon, from the study data
     rec = load_study(study_dir(report, "recurrence", quick=True))
     rrows = _csv(report / "recurrence_table.csv")
