@@ -67,7 +67,16 @@ def radius_histograms(path, panels, widths, schemes):
                 x = np.linspace(lo, hi, 300)
                 ax.plot(x, law.pdf(x), "C3-", lw=1.5, label="asymptotic law")
             ax.axvline(1.0, color="k", lw=0.8, ls="--")
-            ax.set_title(f"{s}, n={n}", fontsize=9)
+            from . import uncertainty as U
+            from .measures import EXCEEDS
+            med = float(np.median(r))
+            mlo, mhi = U.quantile_ci(r, 0.5)
+            ax.axvspan(max(mlo, lo), min(mhi, hi), color="C2", alpha=0.3, lw=0,
+                       label="median, 95% CI" if not legend_done else None)
+            ax.axvline(med, color="C2", lw=1)
+            k = int(np.sum(r > EXCEEDS))
+            plo, phi = U.clopper_pearson(k, r.size)
+            ax.set_title(f"{s}, n={n}\nP(ρ>1) = {k / r.size:.3f} [{plo:.3f}, {phi:.3f}]", fontsize=8)
             ax.tick_params(labelsize=7)
             ax.locator_params(axis="x", nbins=4)
             if i == len(widths) - 1:
@@ -81,21 +90,27 @@ def radius_histograms(path, panels, widths, schemes):
 
 
 def curves(path, t, series, title, ylabel):
-    """Mean and 10–90% band over matrices × realisations of log10 norms against t, one line per scheme.
+    """Mean over matrices × realisations of log10 norms against t, one line per scheme, with the 95%
+    interval of the mean across matrices (dark band) and the 10–90% spread (light band).
 
-    ``series[label] = array (..., len(t))`` of natural-log norms."""
+    ``series[label] = array (matrices, realisations, len(t))`` of natural-log norms."""
+    from . import uncertainty as U
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     for k, (label, a) in enumerate(series.items()):
-        a = np.asarray(a).reshape(-1, len(t)) / math.log(10.0)
+        a = np.asarray(a) / math.log(10.0)
         a = np.where(np.isfinite(a), a, np.nan)
-        m = np.nanmean(a, axis=0)
-        lo, hi = np.nanquantile(a, 0.1, axis=0), np.nanquantile(a, 0.9, axis=0)
+        flat = a.reshape(-1, len(t))
+        m = np.nanmean(flat, axis=0)
+        lo, hi = np.nanquantile(flat, 0.1, axis=0), np.nanquantile(flat, 0.9, axis=0)
         ax.plot(t, m, color=f"C{k}", lw=1.5, label=label)
-        ax.fill_between(t, lo, hi, color=f"C{k}", alpha=0.15)
+        ax.fill_between(t, lo, hi, color=f"C{k}", alpha=0.12, lw=0)
+        if a.ndim == 3:
+            _, _, clo, chi = U.mean_ci(np.nanmean(a, axis=1))
+            ax.fill_between(t, clo, chi, color=f"C{k}", alpha=0.35, lw=0)
     ax.set_xlabel("t")
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title + "\n(dark band: 95% CI of the mean across matrices; light: 10–90% spread)", fontsize=9)
     ax.axhline(0.0, color="k", lw=0.6, ls=":")
     ax.legend(fontsize=7)
     fig.tight_layout()
