@@ -9,7 +9,7 @@ import pytest
 
 import rinit_fast as rf
 from rinit_fast.calibrate import radii
-from rinit_fast.studies import ConfigError, StudyError, load_study, run_study
+from rinit_fast.studies import ConfigError, StudyError, run_study
 from rinit_fast.studies import config as cfgmod
 from rinit_fast.studies import execute, storage
 from rinit_fast.studies import uncertainty as U

@@ -127,8 +127,11 @@ ds = rf.open_study(sys.argv[1])
 nbytes = sum(v.nbytes for v in ds.data_vars.values())
 m = ds["linear_log_norm"].mean(["sample", "realization"]).compute()
 s = ds["powers_log_norm"].isel(horizon=-1).std("realization").compute()
-print(nbytes, float(m.values[0, 0, 0]), float(m.values[0, 0, -1]), float(s.values[0, 0, 7, ]),
-      resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+try:  # this process's own peak (VmHWM, KiB): ru_maxrss would also count the parent's memory at the spawn
+    peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+except OSError:  # not Linux: ru_maxrss (KiB on Linux, bytes on macOS: an overestimate there)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(nbytes, float(m.values[0, 0, 0]), float(m.values[0, 0, -1]), float(s.values[0, 0, 7, ]), peak)
 """
 
 
