@@ -171,6 +171,7 @@ def test_example_config_and_toml(tmp_path):
         cfgmod.load_toml(p)
 
 
+@pytest.mark.slow
 def test_dask_two_workers_bit_identical(tmp_path, reference):
     pytest.importorskip("dask.distributed")
     res = run_study(CFG, tmp_path / "dask", workers=2, chunk=2)

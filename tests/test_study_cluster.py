@@ -171,6 +171,7 @@ def test_after_warm_up_tasks_compile_nothing():
         assert r.stdout.split()[-1] == "0", r.stdout
 
 
+@pytest.mark.slow
 def test_warm_plugin_is_registered(tmp_path):
     """run_study(workers=...) registers the warm-up plugin on the cluster before submitting any chunk."""
     pytest.importorskip("distributed")

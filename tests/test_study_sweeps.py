@@ -81,6 +81,7 @@ def test_propagate_in_width_and_nonzero_mean(tmp_path):
     assert np.isfinite(r.sel("propagate_grad_var", "uniform01", 10)).all()
 
 
+@pytest.mark.slow
 def test_chunking_and_resume_with_sweeps(tmp_path, monkeypatch, prop):
     _same(prop, run_study(PROP, tmp_path / "a", chunk=1))
     bad = storage.chunk_name("n", 7, 2, 4, (1, 0))
@@ -231,6 +232,7 @@ def test_example_phase_diagram_config():
     assert rf.scheme_std(cfg["schemes"][0]["scheme"], 128, 2.0) == pytest.approx(2.0 / math.sqrt(128))
 
 
+@pytest.mark.slow
 def test_phase_diagram_agrees_with_mean_field_away_from_the_boundary(tmp_path):
     """A few cells of the example far from chi_1 = 1, with its own sizes: the measured per-layer growth rate
     of the gradient variance is within 4 standard errors (jackknife across networks) of the mean field's
