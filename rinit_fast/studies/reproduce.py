@@ -73,7 +73,7 @@ def _configs(st, backend, seed):
                      schemes=[s for s in CURVE_SCHEMES if s != "complex_glorot"],
                      unroll={"horizons": st["tanh_horizons"], "realizations": st["realizations"],
                              "runs": ["tanh"], "tangent": True}),
-        **{f"depth-{act}": dict(base, name=f"depth-{act}", samples=st["prop"]["networks"], chunk=8,
+        **{f"depth-{act}": dict(base, name=f"depth-{act}", samples=st["prop"]["networks"], chunk=st["prop"]["networks"],
                                 widths=[st["prop"]["width"]],
                                 schemes=[{"scheme": sch, "label": prop_label(sch, gain, params), "gain": gain,
                                           **params} for a, sch, gain, params in PROP_CASES if a == act],
