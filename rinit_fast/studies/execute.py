@@ -539,7 +539,8 @@ class StudyResults:
 
 def cell_rows(cfg, cell, get, k):
     """The summary rows of one cell, given ``get(name)``: its array (stored samples only) and ``k`` samples."""
-    base = {"scheme": cell.label, "family": cell.entry["scheme"], "width": cell.width, **cell.values, "samples": k}
+    base = {"scheme": cell.label, "family": cell.entry["scheme"], "width": cell.width, **cell.values,
+            "samples": k}
     parts = [({}, {})]
     if k:
         for meas, spec in _active(cfg):

@@ -391,7 +391,8 @@ class Propagate(Measure):
             if rl is not None:
                 est, lo, hi = U.rate_ci(gv, at[rl[0]], at[rl[1]], rl[1] - rl[0])
                 _put(row, "propagate_grad_rate", (est, None, lo, hi))
-            mf = {f: np.ascontiguousarray(get(f"meanfield_{f}")[a]) for f in ("preact_var", "act_var", "grad_var", "chi")}
+            mf = {f: np.ascontiguousarray(get(f"meanfield_{f}")[a])
+                  for f in ("preact_var", "act_var", "grad_var", "chi")}
             row["meanfield_preact_var_first"] = float(mf["preact_var"][0])
             row["meanfield_preact_var_last"] = float(mf["preact_var"][-1])
             row["meanfield_act_var_last"] = float(mf["act_var"][-1])

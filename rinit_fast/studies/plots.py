@@ -127,7 +127,8 @@ class Plotter:
         files = []
         for (i, j), rest in itertools.product(self.groups(), self.other_points()):
             fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), squeeze=False)
-            grid = lambda fn: self.per_cell(lambda c: (fn(c), np.nan, np.nan), i, j)[0][(slice(None), slice(None)) + rest]
+            def grid(fn, i=i, j=j, rest=rest):
+                return self.per_cell(lambda c: (fn(c), np.nan, np.nan), i, j)[0][(slice(None), slice(None)) + rest]
             cz = grid(contour) if contour is not None else None
             for ax, (label, fn, cmap, centred) in zip(axes[0], panels):
                 z = grid(fn)
@@ -232,8 +233,8 @@ class Plotter:
                                     color=f"C{i % 10}", alpha=0.1, lw=0)
                 ax.set_xlabel("t")
                 ax.set_ylabel(f"log10 of the norm ({n})")
-                ax.set_title(f"{n}, n={w}: mean (line), its 95% CI across matrices (dark), 10–90% spread (light)",
-                             fontsize=8)
+                ax.set_title(f"{n}, n={w}: mean (line), its 95% CI across matrices (dark), "
+                             f"10–90% spread (light)", fontsize=8)
                 ax.axhline(0.0, color="k", lw=0.6, ls=":")
                 ax.legend(fontsize=7)
                 files.append(self.save(fig, "unroll", n, f"n{w}"))

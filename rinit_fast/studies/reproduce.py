@@ -73,7 +73,8 @@ def _configs(st, backend, seed):
                      schemes=[s for s in CURVE_SCHEMES if s != "complex_glorot"],
                      unroll={"horizons": st["tanh_horizons"], "realizations": st["realizations"],
                              "runs": ["tanh"], "tangent": True}),
-        **{f"depth-{act}": dict(base, name=f"depth-{act}", samples=st["prop"]["networks"], chunk=st["prop"]["networks"],
+        **{f"depth-{act}": dict(base, name=f"depth-{act}", samples=st["prop"]["networks"],
+                                chunk=st["prop"]["networks"],
                                 widths=[st["prop"]["width"]],
                                 schemes=[{"scheme": sch, "label": prop_label(sch, gain, params), "gain": gain,
                                           **params} for a, sch, gain, params in PROP_CASES if a == act],
@@ -347,8 +348,8 @@ def _summary_md(s):
         L.append(f"| {r['scheme']} | {r['width']} | {r['samples']} | {R(r, 'p_gt_1')} | {law_p} | "
                  f"{R(r, 'median')} | {law_m} | {R(r, 'q05')} | {R(r, 'q95')} |")
     L += ["", "Findings:", ""]
-    names = {"glorot_normal": "Glorot (real)", "rescaled_glorot": "Rescaled Glorot", "complex_glorot": "Complex Glorot",
-             "half_glorot": "Half Glorot", "orthogonal": "Orthogonal"}
+    names = {"glorot_normal": "Glorot (real)", "rescaled_glorot": "Rescaled Glorot",
+             "complex_glorot": "Complex Glorot", "half_glorot": "Half Glorot", "orthogonal": "Orthogonal"}
     for sch in ("glorot_normal", "rescaled_glorot", "complex_glorot", "half_glorot", "orthogonal"):
         for r in s["radius"]:
             if r["scheme"] != sch:
@@ -425,10 +426,10 @@ def _summary_md(s):
         if "meanfield_preact_var_last" in r:
             mr = r["meanfield_preact_var_last"] / r["meanfield_preact_var_first"]
             verdict += f"; the mean field predicts a ratio {mr:.3g}, {_vs(mr, lo, hi)}"
+        gr = _ci(r["grad_var_ratio"], r["grad_var_ratio_ci_low"], r["grad_var_ratio_ci_high"], 3, sig=True)
         L.append(f"- {r['activation']} / {r['scheme']}: over {r['depth']} layers the pre-activation variance "
                  f"goes from {G(r, 'preact_var_first')} to {G(r, 'preact_var_last')} (ratio "
                  f"{_ci(r['preact_var_ratio'], lo, hi, 3, sig=True)}: {verdict}); the gradient variance at the "
-                 f"input is {_ci(r['grad_var_ratio'], r['grad_var_ratio_ci_low'], r['grad_var_ratio_ci_high'], 3, sig=True)} "
-                 f"times that at the last layer.")
+                 f"input is {gr} times that at the last layer.")
     L.append("")
     return "\n".join(L)
