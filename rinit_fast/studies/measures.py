@@ -33,7 +33,6 @@ from .config import ConfigError, _float, _int, _unknown, horizon_list
 class Measure:
     name = ""
     keys = ()
-    uses_matrices = False
     sweepable = ()
     optional_none = ()
     """Sweepable keys whose None, when not swept, means a default decided per cell."""
@@ -84,7 +83,6 @@ as exceeding it (the Glorot laws put about 1e-4 of their mass in (1, 1 + 1e-5]).
 
 class Spectral(Measure):
     keys = ("method", "tol", "max_iter")
-    uses_matrices = True
 
     def __init__(self, name):
         self.name = name
@@ -141,7 +139,6 @@ MAX_RECORDED = 100_000
 class Unroll(Measure):
     name = "unroll"
     keys = ("horizons", "realizations", "runs", "input_scale", "tangent")
-    uses_matrices = True
     sweepable = ("input_scale",)
 
     def normalize(self, d, cfg):
