@@ -323,6 +323,19 @@ def uniform_f64_fill(out3, k0, k1, c2_start, c3_base, mul, add, scale):
     return _fill("uniform", out3, np.float64, k0, k1, c2_start, c3_base, (mul, add, scale))
 
 
+def truncated_f32(out3, k0, k1, c2_start, c3_base, bound, std):
+    """out3[a, s, i] = std * value i of the truncated float32 normal stream: the normal fill, then the
+    redraw kernel (the CPU does both per chunk: kernels/cpu/sampling.py)."""
+    normal_f32(out3, k0, k1, c2_start, c3_base, 1.0)
+    return truncate_f32(out3, k0, k1, c2_start, c3_base, bound, std)
+
+
+def truncated_f64(out3, k0, k1, c2_start, c3_base, bound, std):
+    """float64 twin of :func:`truncated_f32`."""
+    normal_f64(out3, k0, k1, c2_start, c3_base, 1.0)
+    return truncate_f64(out3, k0, k1, c2_start, c3_base, bound, std)
+
+
 def _truncate(out3, dtype, k0, k1, c2_start, c3_base, bound, std):
     _check_out3(out3, dtype)
     if out3.size == 0:
