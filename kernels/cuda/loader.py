@@ -10,7 +10,12 @@ by ``cupy.RawModule`` (NVRTC) through :func:`module` / :func:`get_function`:
   only (an edited header must not hit a stale cached binary);
 * options :data:`OPTIONS`: ``--std=c++17`` and ``--fmad=false`` (no fused multiply-add contraction:
   the stream must be bit-identical to the CPU's, docs/cuda.md), ``-DNDEBUG``;
-* C++ templates are asked for by name (``"rf_normal_fill<float, true>"``) through NVRTC name expressions;
+* kernels are asked for by name.  Two kinds exist: the sampling kernels of ``sampling.cu`` are C++
+  templates, instantiated through NVRTC name expressions (``"rf_normal_fill<float, true>"``, the whole
+  list :data:`_SAMPLING_TEMPLATES` passed each time so the file compiles once); every other kernel
+  (``rf_philox4x32_blocks``, and all of ``spectral.cu``, ``unroll.cu``, ``propagate.cu``) is an
+  ``extern "C"`` function, one per dtype (``rf_spec_power64_f32``, ...), asked for by its plain name with
+  no name expression;
 * modules are memoised per (file, options, name expressions), kernels per name.
 
 Nothing here imports CuPy at module import time: importing this module on a machine without CuPy
