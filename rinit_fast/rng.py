@@ -86,22 +86,28 @@ def philox4x32(counter, key):
 
 
 def _fill(kind, out3, seed, index, purpose, sub, mul=1.0, add=0.0, scale=1.0):
-    """Fill ``out3`` (A, S, N), C-contiguous, float32/float64: row (a, s) = stream (index + a, sub + s)."""
+    """Fill ``out3`` (A, S, N), C-contiguous, float32/float64: row (a, s) = stream (index + a, sub + s).
+
+    ``kind``: "normal" (scale · N(0, 1)), "uniform" ((u · mul + add) · scale), "truncated" (scale · N(0, 1)
+    redrawn while |z| > TRUNC_BOUND).  The array's module picks the backend's kernels (same names on both:
+    kernels/cpu/sampling.py, kernels/cuda/loader.py)."""
     k0, k1 = key_words(seed)
     c2 = np.uint64(index)
     c3 = counter_word3(purpose, sub)
     dt = out3.dtype.type
-    xp = _backend.array_module(out3)
-    if xp is np:
+    if _backend.array_module(out3) is np:
         from .kernels.cpu import sampling as kern
     else:
         from .kernels.cuda import loader as kern
-    f32 = out3.dtype == np.float32
+    sfx = "f32" if out3.dtype == np.float32 else "f64"
     if kind == "normal":
-        (kern.normal_f32 if f32 else kern.normal_f64)(out3, k0, k1, c2, c3, dt(scale))
-    else:
-        fn = kern.uniform_f32_fill if f32 else kern.uniform_f64_fill
-        fn(out3, k0, k1, c2, c3, dt(mul), dt(add), dt(scale))
+        getattr(kern, f"normal_{sfx}")(out3, k0, k1, c2, c3, dt(scale))
+    elif kind == "uniform":
+        getattr(kern, f"uniform_{sfx}_fill")(out3, k0, k1, c2, c3, dt(mul), dt(add), dt(scale))
+    elif kind == "truncated":
+        getattr(kern, f"truncated_{sfx}")(out3, k0, k1, c2, c3, dt(_spec.TRUNC_BOUND), dt(scale))
+    else:  # pragma: no cover - internal callers only
+        raise ValueError(kind)
     return out3
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import _backend, _validate, scheme_table as schemes
-from .rng import Purpose, _fill, key_words, counter_word3
-
-ORTHO_CHUNK = 32  # matrices per QR batch (bounds the float64 workspace)
+from .rng import Purpose, _fill
+from .spec.sample import ORTHO_CHUNK  # matrices per QR batch (bounds the float64 workspace)
 
 
 def sample(scheme, shape, *, batch=None, seed=0, start=0, dtype="float32", backend="cpu", gain=1.0,
@@ -78,24 +77,11 @@ def _draw_into(a3, draw, seed, start, layer, backend):
     elif f == "uniform":
         _fill("uniform", flat, seed, start, Purpose.WEIGHTS, layer, 2.0, -1.0, draw.scale)
     elif f == "truncated":
-        _fill("normal", flat, seed, start, Purpose.WEIGHTS, layer, scale=1.0)
-        _truncate(flat, seed, start, layer, draw.scale, backend)
+        _fill("truncated", flat, seed, start, Purpose.WEIGHTS, layer, scale=draw.scale)
     elif f == "orthogonal":
         _orthogonal(a3, seed, start, layer, draw.scale, backend)
     else:  # pragma: no cover - the scheme table only produces the families above
         raise AssertionError(f)
-
-
-def _truncate(flat, seed, start, layer, scale, backend):
-    k0, k1 = key_words(seed)
-    c3 = counter_word3(Purpose.WEIGHTS, layer)
-    dt = flat.dtype.type
-    if backend == "cpu":
-        from .kernels.cpu import sampling as kern
-    else:
-        from .kernels.cuda import loader as kern
-    fn = kern.truncate_f32 if flat.dtype == np.float32 else kern.truncate_f64
-    fn(flat, k0, k1, np.uint64(start), c3, dt(2.0), dt(scale))
 
 
 def _orthogonal(a3, seed, start, layer, gain, backend):

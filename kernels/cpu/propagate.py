@@ -43,7 +43,7 @@ from rinit_fast.spec import activations as _act
 from ._jit import _COMMON, device, kernel
 from .philox import (M32, box_muller_f32, box_muller_f64, normal_at_f32, normal_at_f64, philox4x32_10,
                      u32_as_f32, uniform_f32, uniform_f64)
-from .sampling import ATTEMPT_SHIFT, MAX_ATTEMPTS
+from .stream import ATTEMPT_SHIFT, MAX_ATTEMPTS
 
 STAT_FIELDS = ("preact_mean", "preact_var", "preact_unit_var", "act_mean", "act_var", "act_unit_var",
                "act_abs_mean", "grad_var")
