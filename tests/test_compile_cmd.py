@@ -89,15 +89,21 @@ def test_every_registered_kernel_has_a_known_family_and_precision():
 
 
 def test_select_one_family_and_precision():
-    chosen = _jit.select(["sample"], ["float32"])
-    assert chosen and {k.family for k, _ in chosen} == {"sample"}
+    chosen = _jit.select(["spectral"], ["float32"])
+    # spectral's calls draw their start vectors through the sample kernels (USES): selected with it
+    assert {k.family for k, _ in chosen} == {"spectral", "sample"}
     assert {k.precision(i) for k, i in chosen} <= {None, "float32"}
+    spectral = [(k, i) for k, i in chosen if k.family == "spectral"]
+    assert spectral and all(k.precision(i) == "float32" for k, i in spectral)
+    # the stream fills are single-variant functions, selected for every precision
     names = {k.py_func.__name__ for k, _ in chosen}
-    assert "normal_f32" in names and "normal_f64" not in names
+    assert {"normal_f32", "normal_f64"} <= names
+    assert {k.family for k, _ in _jit.select(["sample"])} == {"sample"}
 
 
 def test_precision_of_dtype_variants():
-    """Variants of one function take the precision of the argument that differs between them."""
+    """Variants of one function take the precision of the argument that differs between them; a
+    function with one variant is for every precision."""
     from numba import types
 
     @_jit.kernel([types.void(types.float64[::1], types.float32[::1]),
@@ -106,20 +112,22 @@ def test_precision_of_dtype_variants():
     def variants(a, b):  # pragma: no cover - never compiled here
         pass
 
-    @_jit.kernel(types.void(types.float64[::1]))
-    def single(a):  # pragma: no cover
+    def two(a, s):  # pragma: no cover
         pass
 
-    @_jit.kernel(types.void(types.float64[::1]))
-    def thing_f32(a):  # pragma: no cover
+    two32 = _jit.kernel(types.void(types.float64[::1], types.float32))(two)
+    two64 = _jit.kernel(types.void(types.float64[::1], types.float64))(two)
+
+    @_jit.kernel(types.void(types.float32[::1]))
+    def single_f32(a):  # pragma: no cover
         pass
 
     try:
         assert [variants.precision(i) for i in range(3)] == ["float32", "float64", "float32"]
-        assert single.precision(0) is None
-        assert thing_f32.precision(0) == "float32"
+        assert (two32.precision(0), two64.precision(0)) == ("float32", "float64")
+        assert single_f32.precision(0) is None
     finally:
-        for k in (variants, single, thing_f32):
+        for k in (variants, two32, two64, single_f32):
             _jit.REGISTRY.remove(k)
 
 
@@ -136,12 +144,12 @@ def test_bad_arguments_name_the_parameter(tmp_path, args, message):
 
 
 def test_list_compiles_nothing(tmp_path):
-    p = _cli(tmp_path, "--list", "--family", "sample", "--dtype", "float64")
+    p = _cli(tmp_path, "--list", "--family", "unroll", "--dtype", "float64")
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
-    assert any("sampling.normal_f64" in s for s in lines)
-    assert not any("normal_f32" in s for s in lines)
-    assert all(s.startswith("sample ") for s in lines)
+    assert any(s.startswith("unroll ") and "float64" in s for s in lines)
+    assert not any(s.startswith("unroll ") and "float32 " in s for s in lines)
+    assert {s.split()[0] for s in lines} == {"unroll", "sample"}
     assert not any(tmp_path.rglob("*.nbi"))
 
 
@@ -149,18 +157,18 @@ def test_list_compiles_nothing(tmp_path):
 
 @pytest.mark.slow
 def test_compile_family_then_first_sample_compiles_nothing(tmp_path):
-    p = _cli(tmp_path, "--family", "sample", "--dtype", "float32")
+    p = _cli(tmp_path, "--family", "sample")
     assert p.returncode == 0, p.stderr
     assert "cache directory: " + str(tmp_path) in p.stdout
     assert any(tmp_path.rglob("*.nbc"))
     out = _probe(tmp_path, CALLS_F32)
     assert out["compiled"] == [], f"compiled although `rinit-fast compile` ran: {out['compiled']}"
     assert out["hits"] >= 3 and out["misses"] == 0
-    # float64 was not selected: its first call does compile (the check above can fail)
-    out = _probe(tmp_path, ["rf.sample('glorot_normal', 16, seed=1, dtype='float64')"])
-    assert "normal_f64" in out["compiled"]
+    # the spectral family was not selected: its first call does compile (the check above can fail)
+    out = _probe(tmp_path, ["rf.spectral_norm(W)"])
+    assert "norm_lanczos" in out["compiled"]
     # a second `compile` of the same selection loads everything from the cache
-    p = _cli(tmp_path, "--family", "sample", "--dtype", "float32")
+    p = _cli(tmp_path, "--family", "sample")
     assert p.returncode == 0, p.stderr
     total = [s for s in p.stdout.splitlines() if s.startswith("total")][0].split()
     assert total[2] == "0" and int(total[1]) == int(total[3]) > 0   # signatures, compiled 0, cached all

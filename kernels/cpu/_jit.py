@@ -14,10 +14,10 @@ registered kernel ahead of time, filling the on-disk cache (``NUMBA_CACHE_DIR``,
 
 Ahead-of-time selection (``rinit-fast compile --family ... --dtype ...``): every kernel belongs to the
 *family* of the module that defines it (``FAMILIES``: ``sample`` is the Philox/sampling modules, the
-others are one module each; a new module is a family of its own name), and every signature has a
-*precision*, that of its first floating-point or complex array argument (float32/complex64 ->
-``"float32"``, float64/complex128 -> ``"float64"``; ``None`` for integer-only kernels such as the Philox
-block function, which every precision selects).  ``select`` lists the chosen (kernel, signature) pairs,
+others are one module each; a new module is a family of its own name), and selecting a family also
+selects the families its calls use (``USES``).  Every signature has a *precision* (``_precision``:
+``"float32"`` for float32/complex64 variants, ``"float64"`` for float64/complex128 ones, None for
+kernels every precision may use).  ``select`` lists the chosen (kernel, signature) pairs,
 ``compile_selected`` compiles them and reports, per signature, whether Numba compiled it or loaded it from
 the cache (the dispatcher's ``stats``), with CPU and wall seconds.
 """
@@ -27,7 +27,6 @@ import functools
 import importlib
 import os
 import pkgutil
-import re
 import threading
 import time
 
@@ -47,6 +46,11 @@ FAMILIES = {
     "propagate": ("propagate",),
 }
 """Kernel family -> the ``kernels/cpu`` modules whose kernels belong to it (absent modules are skipped)."""
+
+USES = {"spectral": ("sample",), "unroll": ("sample",), "propagate": ("sample",)}
+"""Family -> the other families its public calls also run: spectral draws its start vectors, unroll its
+initial states and tangents, propagate its materialised layers from the random stream, through the
+``sample`` kernels (rinit_fast/rng.py, rinit_fast/sampling.py).  ``select`` adds them."""
 
 PRECISIONS = ("float32", "float64")
 """What ``--dtype`` selects: float32 also selects complex64 signatures, float64 complex128 (as the
@@ -181,29 +185,23 @@ def device(fn=None, **extra):
     return numba.njit(**opts)(fn)
 
 
-_SUFFIX = re.compile(r"_(f32|f64|c64|c128)(?:_|$)")
-_SUFFIX_PRECISION = {"f32": "float32", "c64": "float32", "f64": "float64", "c128": "float64"}
-
-
 def _precision(k, i):
     """The precision of signature ``i`` of kernel ``k``.
 
     The variants of one Python function (several signatures of one kernel, or several kernels made from
     one function, e.g. ``network_f32``/``network_f64``) differ in their dtype: the precision is that of
-    the first argument whose type differs between them (an array's dtype, or a scalar's type).  A
-    function with a single variant is used for every precision (None: the float64 Householder QR of
-    every orthogonal sample, the integer Philox block function) unless its name ends in ``_f32``,
-    ``_f64``, ``_c64`` or ``_c128`` (``normal_f32``, ``uniform_f32_fill``)."""
+    the first argument whose type differs between them (an array's dtype, or a scalar's type); the API
+    picks the variant of the caller's dtype.  A function with a single variant gets None (every
+    precision selects it): the stream fills ``normal_f32``/``normal_f64`` are two functions, and a
+    float32 call may well use the float64 one (the spectral kernels' float64 start vectors), as every
+    orthogonal sample uses the float64 ``qr_haar``."""
     variants = [s for kk in REGISTRY if kk.py_func is k.py_func for s in (kk.signatures or ())]
-    sig = k.signatures[i]
-    if len(variants) > 1:
-        for pos, t in enumerate(sig.args):
-            if any(len(v.args) <= pos or v.args[pos] != t for v in variants):
-                dt = t.dtype if isinstance(t, types.Array) else t
-                return _PRECISION_OF.get(dt)
+    if len(variants) < 2:
         return None
-    m = _SUFFIX.search(k.py_func.__name__)
-    return _SUFFIX_PRECISION[m.group(1)] if m else None
+    for pos, t in enumerate(k.signatures[i].args):
+        if any(len(v.args) <= pos or v.args[pos] != t for v in variants):
+            return _PRECISION_OF.get(t.dtype if isinstance(t, types.Array) else t)
+    return None
 
 
 def family_of(module):
@@ -234,8 +232,8 @@ def _import(modules):
 
 
 def select(families=None, precisions=None):
-    """Import the kernel modules of ``families`` (default: all) and return the selected
-    ``(kernel, signature index)`` pairs, in registry order.
+    """Import the kernel modules of ``families`` (default: all; with the families they use, ``USES``)
+    and return the selected ``(kernel, signature index)`` pairs, by family, in registry order.
 
     ``precisions`` (default: both) keeps the signatures of those precisions and the integer-only ones.
     Raises ``ValueError`` for an unknown family or precision, naming the valid ones."""
@@ -245,6 +243,7 @@ def select(families=None, precisions=None):
         if bad:
             raise ValueError(f"family: unknown {', '.join(map(repr, bad))}; choose from {', '.join(known)}")
         families_ = list(families)
+        families_ += [u for f in families for u in USES.get(f, ()) if u not in families_]
     if precisions is not None:
         bad = [d for d in precisions if d not in PRECISIONS]
         if bad:
