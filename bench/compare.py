@@ -38,7 +38,7 @@ def check_installed():
     spec = importlib.util.find_spec("rinit_fast")
     if spec is None:
         sys.exit("rinit_fast is not installed: run `pip install .` in the repository first")
-    if importlib.util.find_spec("rinit_fast.kernels") is None:
+    if not os.path.isdir(os.path.join(os.path.dirname(spec.origin), "kernels")):  # without importing it
         sys.exit(f"the rinit_fast found first on sys.path ({spec.origin}) has no kernels: it is the source "
                  f"tree, not the installed package. Run `python bench/compare.py` (not `python -m "
                  f"bench.compare`) after `pip install .`")
