@@ -224,8 +224,8 @@ def main(argv=None):
             print(f"cold (empty NUMBA_CACHE_DIR): {cw:7.1f} s wall {cc:7.1f} s CPU   (target <= 35 s wall on a "
                   f"quiet 2-core machine)", flush=True)
             ww, wc = main_job(cache)
-            print(f"warm (the cache it filled):   {ww:7.1f} s wall {wc:7.1f} s CPU   compiling: ~{cw - ww:.0f} s "
-                  f"of the cold wall time")
+            print(f"warm (the cache it filled):   {ww:7.1f} s wall {wc:7.1f} s CPU   cold - warm: {cw - ww:.1f} s "
+                  f"wall, {cc - wc:.1f} s CPU (compiling)")
         finally:
             shutil.rmtree(cache, ignore_errors=True)
     print(f"\n# load average (1, 5, 15 min) at end: {load()}")
