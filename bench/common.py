@@ -72,18 +72,21 @@ def best_time(call, repeat=3):
 
 def preload_cpu_kernels(*names):
     """In asv's fork server only (``asv run --launch-method forkserver``): load every signature of the
-    kernel families of the modules ``names`` (``"sampling"``, ``"spectral"``, ...) when the benchmark
-    module is imported.
+    serial kernels of the families of the modules ``names`` (``"sampling"``, ``"spectral"``, ...) when the
+    benchmark module is imported.
 
     The kernels compile lazily, one signature on its first call (kernels/cpu/_jit.py), so without this
     every benchmark process would load (on a cold cache: compile) the signatures it uses in its
     ``setup``.  The fork server imports the benchmark modules once and forks a process per benchmark:
-    loaded here, the machine code is inherited by every fork.  On a cold cache this compiles each
-    family's signatures once (what ``rinit-fast compile --family`` does).  Under asv's default
-    ``spawn`` and in discovery this does nothing: there it would only slow down the benchmarks that are
-    skipped.  Warm-up calls in ``setup`` keep compilation out of the timings either way."""
+    loaded there, the machine code is inherited by every fork.  Kernels compiled with ``parallel=True``
+    (the sampling fills) are left to each benchmark process: loading one starts Numba's threading layer,
+    and with the OpenMP layer every process forked after that aborts ("fork() called from a process
+    already using GNU OpenMP"; measured).  Under asv's default ``spawn`` and in discovery this does
+    nothing.  Warm-up calls in ``setup`` keep compilation out of the timings either way."""
     import sys
     if "run_server" not in sys.argv:
         return
     from rinit_fast.kernels.cpu import _jit
-    _jit.compile_selected(sorted({_jit.family_of(n) for n in names}))
+    for k, i in _jit.select(sorted({_jit.family_of(n) for n in names})):
+        if not k.parallel:
+            k.compile(i)

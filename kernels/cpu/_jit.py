@@ -132,6 +132,16 @@ class LazyKernel:
             if precisions is None or self.precision(i) in (None, *precisions):
                 self._compile(i)
 
+    def compile(self, i):
+        """Compile (or load from the cache) signature ``i``; returns its dispatcher."""
+        return self._compile(i)
+
+    @property
+    def parallel(self):
+        """Whether the kernel is compiled with ``parallel=True`` (loading one starts Numba's threading
+        layer: a process that forks after that must not use it in the child)."""
+        return bool(self._opts.get("parallel"))
+
     @property
     def module(self):
         """The short name of the defining module (``sampling``, ``spectral``, ...)."""
@@ -269,7 +279,7 @@ def signature_text(sig):
 def _compile_one(k, i):
     before = k.compiled(i)
     c0, w0 = time.process_time(), time.perf_counter()
-    d = k._compile(i)
+    d = k.compile(i)
     cpu, wall = time.process_time() - c0, time.perf_counter() - w0
     if before is not None:
         status = "loaded"
