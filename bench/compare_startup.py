@@ -205,9 +205,11 @@ def main(argv=None):
     print(f"{'total':<16}{tot['cold']:11.2f}{tot['cold_wall']:8.2f}{'':9}{tot['warm']:11.2f}"
           f"{tot['warm_wall']:8.2f}")
     worst = max(imports, key=lambda r: r[1]["first_cpu"])
-    print(f"# targets (issue 11): cold total <= 20 CPU s ({'met' if tot['cold'] <= 20 else 'NOT met'}), none > 8 "
+    verdict = (lambda ok: "met" if ok else "NOT met") if set(fams) == set(FAMILIES) else \
+        (lambda ok: "n/a: not every family measured")
+    print(f"# targets (issue 11, all five families): cold total <= 20 CPU s ({verdict(tot['cold'] <= 20)}), none > 8 "
           f"(worst {worst[0]} {worst[1]['first_cpu']:.1f}: {'met' if worst[1]['first_cpu'] <= 8 else 'NOT met'}), "
-          f"warm total <= 3 ({'met' if tot['warm'] <= 3 else 'NOT met'})")
+          f"warm total <= 3 ({verdict(tot['warm'] <= 3)})")
 
     print("\n## import (seconds, in the same fresh processes)")
     print(f"{'family':<16}{'rinit_fast cold CPU':>20}{'wall':>7}{'warm CPU':>10}{'wall':>7}{'numpy CPU':>17}"
