@@ -162,11 +162,13 @@ def _compile(args):
     if args.list:
         for k, i in chosen:
             name = f"{k.module}.{k.py_func.__name__}"
-            print(f"{k.family:<10} {name:<28} {k.precision(i) or 'any':<8} {_jit.signature_text(k.signatures[i])}")
+            sig = _jit.signature_text(k.signatures[i])
+            print(f"{k.family:<10} {name:<28} {k.precision(i) or 'any':<8} {sig}")
         return 0
     env = os.environ.get("NUMBA_CACHE_DIR")
     print(f"rinit-fast compile: Numba {numba.__version__}, CPU {numba.config.CPU_NAME or 'host'}, "
-          f"NUMBA_CACHE_DIR={env if env else '(unset)'}, {jobs} process{'es' if jobs > 1 else ''}", flush=True)
+          f"NUMBA_CACHE_DIR={env if env else '(unset)'}, {jobs} process{'es' if jobs > 1 else ''}",
+          flush=True)
 
     def log(r):
         sig = f"  {r['signature']}" if args.verbose else ""

@@ -20,5 +20,6 @@ def test_every_package_directory_is_listed_in_pyproject():
             if "__pycache__" in rel.parts:
                 continue
             found.add(".".join((name, *rel.parts)))
-    assert found - listed == set(), f"add to [tool.setuptools] packages in pyproject.toml: {sorted(found - listed)}"
+    missing = sorted(found - listed)
+    assert not missing, f"add to [tool.setuptools] packages in pyproject.toml: {missing}"
     assert listed - found == set(), f"listed but without an __init__.py: {sorted(listed - found)}"

@@ -9,8 +9,8 @@ re-association and fused multiply-add contraction (docs/rng.md).
 Kernels carry explicit signatures but are compiled lazily, **one signature at a time**, on the first
 call with that signature's argument types: importing ``rinit_fast`` compiles nothing, and a program that
 samples float32 matrices never pays for the float64 or complex specialisations.  Every kernel made here
-is recorded in ``REGISTRY``; ``compile_all`` (``rinit-fast compile``) compiles every signature of every
-registered kernel ahead of time, filling the on-disk cache (``NUMBA_CACHE_DIR``, docs/performance.md).
+is recorded in ``REGISTRY``; ``compile_all`` and ``compile_selected`` (``rinit-fast compile``) compile
+signatures ahead of time, filling the on-disk cache (``NUMBA_CACHE_DIR``, docs/performance.md).
 
 Ahead-of-time selection (``rinit-fast compile --family ... --dtype ...``): every kernel belongs to the
 *family* of the module that defines it (``FAMILIES``: ``sample`` is the Philox/sampling modules, the
@@ -245,7 +245,8 @@ def select(families=None, precisions=None):
     """Import the kernel modules of ``families`` (default: all; with the families they use, ``USES``)
     and return the selected ``(kernel, signature index)`` pairs, by family, in registry order.
 
-    ``precisions`` (default: both) keeps the signatures of those precisions and the integer-only ones.
+    ``precisions`` (default: both) keeps the signatures of those precisions and those every precision
+    uses (precision None).
     Raises ``ValueError`` for an unknown family or precision, naming the valid ones."""
     known = families_ = family_names()
     if families is not None:
@@ -285,8 +286,9 @@ def _compile_one(k, i):
         status = "loaded"
     else:
         status = "compiled" if sum(d.stats.cache_misses.values()) else "cached"
-    return dict(family=k.family, kernel=f"{k.module}.{k.py_func.__name__}", signature=signature_text(k.signatures[i]),
-                precision=k.precision(i), status=status, cpu_s=cpu, wall_s=wall, cache_path=d.stats.cache_path)
+    return dict(family=k.family, kernel=f"{k.module}.{k.py_func.__name__}",
+                signature=signature_text(k.signatures[i]), precision=k.precision(i), status=status,
+                cpu_s=cpu, wall_s=wall, cache_path=d.stats.cache_path)
 
 
 def _worker(items):
@@ -308,12 +310,12 @@ def _worker(items):
 def compile_selected(families=None, precisions=None, jobs=1, log=None):
     """Compile (or load from the on-disk cache) every signature that ``select`` chooses.
 
-    Returns one dict per signature: ``family``, ``kernel`` (module.name), ``signature`` (``signature_text``),
-    ``precision``, ``status`` (``"compiled"``: Numba compiled it and wrote the cache; ``"cached"``: loaded
-    from the cache; ``"loaded"``: already in this process), ``cpu_s`` and ``wall_s`` (in the process that
-    did it), and ``cache_path`` (where Numba keeps it: ``NUMBA_CACHE_DIR`` or ``__pycache__`` beside the
-    source, or Numba's user-wide fallback when neither is writable).  ``log(record)`` is called after
-    each.  ``jobs > 1`` spreads the work over that many fresh processes; the signatures of one Python
+    Returns one dict per signature: ``family``, ``kernel`` (module.name), ``signature``
+    (``signature_text``), ``precision``, ``status`` (``"compiled"``: Numba compiled it and wrote the
+    cache; ``"cached"``: loaded from the cache; ``"loaded"``: already in this process), ``cpu_s`` and
+    ``wall_s`` (in the process that did it), and ``cache_path`` (where Numba keeps it:
+    ``NUMBA_CACHE_DIR`` or ``__pycache__`` beside the source, or Numba's user-wide fallback when neither
+    is writable).  ``log(record)`` is called after each.  ``jobs > 1`` spreads the work over that many fresh processes; the signatures of one Python
     function stay in one process, in order, because they share one cache index file (concurrent writers
     of an index can drop each other's entries)."""
     chosen = select(families, precisions)
