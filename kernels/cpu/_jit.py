@@ -315,9 +315,9 @@ def compile_selected(families=None, precisions=None, jobs=1, log=None):
     cache; ``"cached"``: loaded from the cache; ``"loaded"``: already in this process), ``cpu_s`` and
     ``wall_s`` (in the process that did it), and ``cache_path`` (where Numba keeps it:
     ``NUMBA_CACHE_DIR`` or ``__pycache__`` beside the source, or Numba's user-wide fallback when neither
-    is writable).  ``log(record)`` is called after each.  ``jobs > 1`` spreads the work over that many fresh processes; the signatures of one Python
-    function stay in one process, in order, because they share one cache index file (concurrent writers
-    of an index can drop each other's entries)."""
+    is writable).  ``log(record)`` is called after each.  ``jobs > 1`` spreads the work over that many
+    fresh processes; the signatures of one Python function stay in one process, in order, because they
+    share one cache index file (concurrent writers of an index can drop each other's entries)."""
     chosen = select(families, precisions)
     records = []
     if jobs <= 1:
