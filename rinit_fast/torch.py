@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import inspect
 import math
 import numbers
 from dataclasses import dataclass, field
@@ -174,6 +175,7 @@ TORCH_FUNCTIONS = {
     "rescaled_glorot_": _plan_rescaled_glorot_, "half_glorot_": _plan_half_glorot_,
 }
 """Function name → plan factory (the function's own arguments, torch's defaults)."""
+_SIGNATURES = {k: inspect.signature(f).parameters for k, f in TORCH_FUNCTIONS.items()}
 
 
 def plan(spec, params=None):
@@ -184,8 +186,7 @@ def plan(spec, params=None):
         raise TypeError(f"a scheme must be a name (an rf scheme such as 'glorot_normal' or a function of "
                         f"rinit_fast.torch such as 'kaiming_uniform_'), got {type(spec).__name__} {spec!r}")
     if spec in TORCH_FUNCTIONS:
-        import inspect
-        sig = inspect.signature(TORCH_FUNCTIONS[spec]).parameters
+        sig = _SIGNATURES[spec]
         unknown = sorted(set(params) - set(sig))
         missing = [k for k, v in sig.items() if v.default is inspect.Parameter.empty and k not in params]
         if unknown or missing:
