@@ -549,6 +549,41 @@ def _plain(x):
     return repr(x)
 
 
+def _fill_all(fills):
+    """Run ``_fill(*f)`` for every f.  Coarse parallelism (docs/CONVENTIONS.md): the CPU tensors, largest
+    first, are spread over ``nthreads()`` Python threads, one tensor per task, each task's kernels on its
+    own thread (``numba.set_num_threads`` is thread-local).  One parallel region per tensor would cost a
+    thread wake-up per tensor; on this shared 2-core VM under load that was ~20 ms per call
+    (bench/NOTES.md, "Frameworks").  The values do not depend on which thread draws which tensor.  CUDA
+    tensors are filled in order, in this thread."""
+    import numba
+
+    from .kernels.cpu import threads
+    for f in fills:
+        if f[0].device.type != "cpu":
+            _fill(*f)
+    rest = sorted((f for f in fills if f[0].device.type == "cpu"), key=lambda f: -f[0].numel())
+    # concurrent kernel calls need a thread-safe Numba threading layer (omp or tbb, not workqueue); the
+    # layer is known once a parallel kernel has run in this process: if none has, the first tensor runs
+    # alone, with the kernels' own threads
+    for attempt in range(2):
+        try:
+            safe = numba.threading_layer() in ("omp", "tbb")
+            break
+        except ValueError:
+            safe = False
+            if attempt == 0 and rest:
+                _fill(*rest.pop(0))
+    n = min(threads.nthreads(), len(rest)) if safe else 1
+
+    def task(k):
+        if n > 1:
+            numba.set_num_threads(1)
+        _fill(*rest[k])
+
+    threads.run_tasks(task, len(rest), n)
+
+
 def initialize(model, *, seed, rules=None):
     """Initialise every parameter of ``model`` in place from the rinit_fast stream; return a manifest.
 
@@ -620,10 +655,10 @@ def initialize(model, *, seed, rules=None):
                          f"{' ...' if len(missing) > 8 else ''}; add rules, e.g. rules={{'{missing[0].split(chr(39))[1]}': "
                          f"'zeros_'}}, or map it to None to leave it as it is")
 
+    _fill_all([(prm, p, seed, pos[0], pos[1], f"parameter {qn!r}") for qn, prm, rule, p, pos, draw in jobs
+               if draw is not None])
     manifest = {}
     for qn, prm, rule, p, pos, draw in jobs:
-        if draw is not None:
-            _fill(prm, p, seed, pos[0], pos[1], f"parameter {qn!r}")
         entry = {"shape": list(prm.shape), "dtype": str(prm.dtype).removeprefix("torch."),
                  "device": str(prm.device), "rule": rule, "call": p.call, "scheme": p.scheme,
                  "params": _plain({**p.params, **({"gain": p.gain} if p.gain != 1.0 else {})}),
