@@ -1,7 +1,7 @@
 """Side-by-side initialisation of real models in one run: rinit_fast.torch / rinit_fast.jax vs the
 frameworks' own initialisers.
 
-    python bench/compare_frameworks.py [--repeat 3] [--quick]
+    python bench/compare_frameworks.py [--repeat 3] [--quick] [--only torch,orthogonal,jax] [--threads N]
 
 1. A GPT-2-small-shaped torch model (124 M float32 parameters: 50257x768 token and 1024x768 position
    embeddings, 12 blocks of LayerNorm, 768x2304 attention, 768x768 projection, 768x3072 and 3072x768 MLP,
@@ -77,7 +77,17 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="2-block model, 1024x1024 orthogonal, 4 Mi JAX values")
     ap.add_argument("--only", default="torch,orthogonal,jax", help="comma-separated parts")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="threads for rinit_fast (Numba) and torch alike (default: as configured)")
     args = ap.parse_args(argv)
+    if args.threads:
+        import numba
+        numba.set_num_threads(args.threads)
+        try:
+            import torch
+            torch.set_num_threads(args.threads)
+        except ImportError:
+            pass
     parts = set(args.only.split(","))
     R = args.repeat
     print(f"# compare_frameworks  {datetime.date.today()}  {machine()}")
