@@ -1,7 +1,7 @@
 """Side-by-side initialisation of real models in one run: rinit_fast.torch / rinit_fast.jax vs the
 frameworks' own initialisers.
 
-    python bench/compare_frameworks.py [--repeat 3] [--quick] [--only torch,orthogonal,jax] [--threads N]
+    python bench/compare_frameworks.py [--repeat 3] [--quick] [--only torch,orthogonal,jax,qr] [--threads N]
 
 1. A GPT-2-small-shaped torch model (124 M float32 parameters: 50257x768 token and 1024x768 position
    embeddings, 12 blocks of LayerNorm, 768x2304 attention, 768x768 projection, 768x3072 and 3072x768 MLP,
@@ -12,6 +12,8 @@ frameworks' own initialisers.
    float32, a batch of 16, per matrix).
 3. ``glorot_normal`` of 64 Mi float32 values (8192x8192), rinit_fast.jax against
    ``jax.nn.initializers.glorot_normal``, eager and under ``jax.jit``.
+4. ``--only qr``: the LAPACK QR behind orthogonal, float64 (our bits) and float32, 1 and 2 BLAS threads
+   (bench/NOTES.md, "Frameworks", explains why it bounds the orthogonal target).
 
 Times are best and median of --repeat after a warm-up call (JIT compilation excluded); ratio = the
 framework's time / ours (higher = we are faster).  The load average is printed at the start and end.
@@ -72,11 +74,40 @@ def gpt2(torch, n_layer=12, vocab=50257, ctx=1024, d=768):
     return m
 
 
+def qr_rates(n):
+    """geqrf + orgqr of one n x n Gaussian matrix (SciPy's LAPACK, optimal workspace as Numba's qr uses),
+    float64 and float32, on 1 and 2 BLAS threads: seconds and GFLOP/s of 8/3 n^3; the float64 Q (signs
+    fixed) is compared bit for bit with rf.sample("orthogonal", n, dtype="float64")."""
+    import numpy as np
+    import scipy.linalg.lapack as lapack
+    from threadpoolctl import threadpool_limits
+
+    import rinit_fast as rf
+    flop = 8.0 / 3.0 * n ** 3
+    ref = rf.sample("orthogonal", n, seed=1, dtype="float64")  # QR of the float64 draw below
+    for pre, a in (("d", rf.sample("normal", n, seed=1, dtype="float64")), ("s", rf.sample("normal", n, seed=1))):
+        geqrf, orgqr = getattr(lapack, pre + "geqrf"), getattr(lapack, pre + "orgqr")
+        for th in (1, 2):
+            with threadpool_limits(th):
+                f = np.asfortranarray(a)
+                t0 = time.perf_counter()
+                qr, tau, _, _ = geqrf(f, lwork=int(geqrf(f, lwork=-1)[2][0]))
+                q, _, _ = orgqr(qr, tau, lwork=int(orgqr(qr, tau, lwork=-1)[1][0]))
+                t = time.perf_counter() - t0
+            same = ""
+            if pre == "d" and n <= 4096:
+                q = q * np.where(np.diag(qr) < 0, -1.0, 1.0)
+                same = f", equal to rf's orthogonal bits: {bool(np.array_equal(q, ref))}"
+            print(f"# QR {n}x{n} {pre}geqrf+{pre}orgqr, {th} BLAS thread(s): {t:.2f} s, "
+                  f"{flop / t / 1e9:.1f} GFLOP/s{same}", flush=True)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="2-block model, 1024x1024 orthogonal, 4 Mi JAX values")
     ap.add_argument("--only", default="torch,orthogonal,jax", help="comma-separated parts")
+    ap.add_argument("--qr-n", type=int, default=2048, help="matrix size of the 'qr' part (--only qr)")
     ap.add_argument("--threads", type=int, default=0,
                     help="threads for rinit_fast (Numba) and torch alike (default: as configured)")
     args = ap.parse_args(argv)
@@ -144,6 +175,8 @@ def main(argv=None):
         row(f"orthogonal 500x500 float32, batch {B} (per matrix)",
             timeit(lambda: rf.sample("orthogonal", 500, batch=B, seed=1, out=w), R), timeit(torch500, R),
             unit="ms", scale=1e3 / B)
+    if "qr" in parts:  # where orthogonal's time goes: LAPACK QR rates by precision and thread count
+        qr_rates(1024 if args.quick else args.qr_n)
     if "jax" in parts:
         try:
             import jax
