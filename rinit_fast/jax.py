@@ -17,8 +17,9 @@ position is index 0, layer 0 (``index=`` and ``layer=`` of ``initializer`` choos
 derives a distinct key per parameter, hence a distinct seed per parameter.
 
 Under ``jax.jit`` (a traced key) the draw runs on the host through ``jax.pure_callback`` and gives the
-same bits as the eager call.  Eagerly, with a GPU as JAX's default backend, the draw runs on the GPU
-through CuPy and is handed to JAX by DLPack.  float16/bfloat16 are drawn in float32 and rounded to
+same bits as the eager call.  Eagerly on the CPU the draw fills a 64-byte-aligned buffer that JAX takes
+through DLPack without a copy (bfloat16: ``jax.device_put``, a copy); with a GPU as JAX's default backend
+the draw runs on the GPU through CuPy and is handed to JAX by DLPack.  float16/bfloat16 are drawn in float32 and rounded to
 nearest-even; float64 needs ``jax_enable_x64`` (otherwise JAX's canonical float32 is drawn, as JAX does).
 """
 from __future__ import annotations
@@ -105,28 +106,32 @@ class _Spec:
         if dtype is not None:
             _dtype(dtype)
 
-    def draw(self, words, shape, dt, backend="cpu"):
-        """The array on ``backend`` (NumPy or CuPy) for key words ``words``."""
+    def draw(self, words, shape, dt, backend="cpu", aligned=False):
+        """The array on ``backend`` (NumPy or CuPy) for key words ``words``; with ``aligned``, a NumPy
+        array whose data is 64-byte aligned (JAX then takes it through DLPack without a copy)."""
         seed = _seed_of_words(words)
         real = dt.name in _FLOATS
-        draw_dtype = ("float64" if dt.name == "float64" else "float32") if real else dt.name
-        common = dict(seed=seed, start=self.index, layer=self.layer, dtype=draw_dtype, backend=backend,
+        draw_dtype = np.dtype(("float64" if dt.name == "float64" else "float32") if real else dt.name)
+        xp = _backend.xp(backend)
+        common = dict(seed=seed, start=self.index, layer=self.layer, dtype=draw_dtype.name, backend=backend,
                       gain=self.gain, **self.params)
+        out = _aligned_empty(shape, dt) if aligned else xp.empty(shape, dt)
+        direct = out if draw_dtype == dt else xp.empty(shape, draw_dtype)
         if self.column_axis is not None:  # orthogonal: (prod(other axes), shape[col]), moved back
             col = self.column_axis % len(shape)
             n_cols = shape[col]
             n_rows = math.prod(shape) // n_cols
             q = sample(self.scheme, (n_rows, n_cols), **common)
             q = q.reshape(shape[:col] + shape[col + 1:] + (n_cols,))
-            a = _backend.array_module(q).moveaxis(q, -1, col)
+            direct[...] = xp.moveaxis(q, -1, col)
         elif len(shape) >= 2 and self.uses_fans:
             fans = scheme_table.jax_fans(shape, *self.axes)
-            a = sample(self.scheme, shape, fans=fans, **common)
+            sample(self.scheme, shape, fans=fans, out=direct, **common)
         else:
-            a = sample(self.scheme, (1, max(1, math.prod(shape))), **common).reshape(shape)
-        if a.dtype != dt:
-            a = a.astype(dt)  # float16 / bfloat16 (ml_dtypes): round to nearest-even
-        return a
+            sample(self.scheme, (1, max(1, math.prod(shape))), out=direct.reshape(1, -1), **common)
+        if direct is not out:
+            out[...] = direct  # float16 / bfloat16 (ml_dtypes): round to nearest-even
+        return out
 
     def check(self, shape, dt):
         if self.column_axis is not None:
@@ -157,10 +162,22 @@ class _Spec:
         words = np.asarray(words)
         if jax.default_backend() == "gpu":
             return jax.dlpack.from_dlpack(self.draw(words, shape, dt, backend="cuda"))
-        return jax.device_put(self.draw(words, shape, dt))
+        if dt.name == "bfloat16":  # NumPy cannot export bfloat16 through DLPack: JAX copies it in
+            return jax.device_put(self.draw(words, shape, dt))
+        # no copy: JAX's CPU client takes a 64-byte-aligned host buffer through DLPack as it is
+        return jax.dlpack.from_dlpack(self.draw(words, shape, dt, aligned=True), copy=False)
 
     def __repr__(self):
         return f"rinit_fast.jax.{self.name}"
+
+
+def _aligned_empty(shape, dtype, align=64):
+    """An uninitialised C-contiguous NumPy array whose data starts on an ``align``-byte boundary."""
+    dtype = np.dtype(dtype)
+    n = math.prod(shape)
+    raw = np.empty(n * dtype.itemsize + align, np.uint8)
+    off = (-raw.ctypes.data) % align
+    return raw[off:off + n * dtype.itemsize].view(dtype).reshape(shape)
 
 
 def _axes(in_axis, out_axis, batch_axis):

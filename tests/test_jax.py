@@ -196,3 +196,19 @@ def test_errors(call, exc, match):
 def test_zero_sized_shapes():
     z = rj.glorot_normal()(jax.random.key(0), (0, 4))
     assert z.shape == (0, 4)
+
+
+def test_eager_cpu_draw_is_handed_to_jax_without_a_copy(monkeypatch):
+    bufs = []
+    real = rj._aligned_empty
+
+    def spy(shape, dtype):
+        bufs.append(real(shape, dtype))
+        return bufs[-1]
+
+    monkeypatch.setattr(rj, "_aligned_empty", spy)
+    y = rj.he_normal()(jax.random.key(5), (33, 20))
+    assert bufs[-1].ctypes.data % 64 == 0
+    assert y.unsafe_buffer_pointer() == bufs[-1].ctypes.data
+    np.testing.assert_array_equal(np.asarray(y), rf.sample("variance_scaling", (33, 20), seed=5, fans=(20, 33),
+                                                           scale=2.0))
