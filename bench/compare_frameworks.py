@@ -85,7 +85,8 @@ def qr_rates(n):
     import rinit_fast as rf
     flop = 8.0 / 3.0 * n ** 3
     ref = rf.sample("orthogonal", n, seed=1, dtype="float64")  # QR of the float64 draw below
-    for pre, a in (("d", rf.sample("normal", n, seed=1, dtype="float64")), ("s", rf.sample("normal", n, seed=1))):
+    draws = (("d", rf.sample("normal", n, seed=1, dtype="float64")), ("s", rf.sample("normal", n, seed=1)))
+    for pre, a in draws:
         geqrf, orgqr = getattr(lapack, pre + "geqrf"), getattr(lapack, pre + "orgqr")
         for th in (1, 2):
             with threadpool_limits(th):
@@ -105,7 +106,8 @@ def qr_rates(n):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--quick", action="store_true", help="2-block model, 1024x1024 orthogonal, 4 Mi JAX values")
+    ap.add_argument("--quick", action="store_true",
+                    help="2-block model, 1024x1024 orthogonal, 4 Mi JAX values")
     ap.add_argument("--only", default="torch,orthogonal,jax", help="comma-separated parts")
     ap.add_argument("--qr-n", type=int, default=2048, help="matrix size of the 'qr' part (--only qr)")
     ap.add_argument("--threads", type=int, default=0,
@@ -122,7 +124,8 @@ def main(argv=None):
     parts = set(args.only.split(","))
     R = args.repeat
     print(f"# compare_frameworks  {datetime.date.today()}  {machine()}")
-    print(f"# best/median of {R} after a warm-up; ratio = framework time / rinit_fast time (higher = we are faster)")
+    print(f"# best/median of {R} after a warm-up; ratio = framework time / rinit_fast time "
+          f"(higher = we are faster)")
     print(f"{'work':<52} {'ours best':>9} {'median':>9} {'theirs':>9} {'median':>9} {'unit':<6} ratio")
     try:
         import torch
@@ -154,8 +157,8 @@ def main(argv=None):
                     else:
                         p.normal_(0.0, 0.02)
 
-        row(f"GPT-2 shape ({nparam / 1e6:.0f} M) torch default laws", timeit(lambda: rt.initialize(m, seed=1), R),
-            timeit(torch_default, R))
+        row(f"GPT-2 shape ({nparam / 1e6:.0f} M) torch default laws",
+            timeit(lambda: rt.initialize(m, seed=1), R), timeit(torch_default, R))
         row(f"GPT-2 shape ({nparam / 1e6:.0f} M) N(0, 0.02) weights",
             timeit(lambda: rt.initialize(m, seed=1, rules=gpt2_rules), R), timeit(torch_gpt2, R))
         del m
@@ -189,8 +192,8 @@ def main(argv=None):
         key = jax.random.key(0)
         ours, theirs = rj.glorot_normal(), jax.nn.initializers.glorot_normal()
         ready = jax.block_until_ready
-        row(f"glorot_normal {shape[0]}x{shape[1]} float32 (eager)", timeit(lambda: ours(key, shape), R, ready),
-            timeit(lambda: theirs(key, shape), R, ready))
+        row(f"glorot_normal {shape[0]}x{shape[1]} float32 (eager)",
+            timeit(lambda: ours(key, shape), R, ready), timeit(lambda: theirs(key, shape), R, ready))
         oj = jax.jit(lambda k: ours(k, shape))
         tj = jax.jit(lambda k: theirs(k, shape))
         row(f"glorot_normal {shape[0]}x{shape[1]} float32 (jax.jit)", timeit(lambda: oj(key), R, ready),

@@ -73,9 +73,20 @@ def weight_shape(shape):
         raise ValueError(f"shape must be n or (fan_out, fan_in, *receptive_field): 2 or more dimensions, "
                          f"got {len(dims)} ({dims!r}); a 1-D weight (a bias) has no fans: use a scheme "
                          f"that needs none (normal, uniform, constant) with shape (1, n)")
-    names = ["shape[0] (fan_out)", "shape[1] (fan_in)"] + [f"shape[{i}] (receptive field)"
-                                                         for i in range(2, len(dims))]
+    names = ["shape[0] (fan_out)", "shape[1] (fan_in)"]
+    names += [f"shape[{i}] (receptive field)" for i in range(2, len(dims))]
     return tuple(positive_int(d, nm) for d, nm in zip(dims, names))
+
+
+def stream_position(index, layer):
+    """A single tensor's stream position: matrix index (counter word c2) < 2**32, sub-index < 2**24."""
+    index = nonneg_int(index, "index")
+    layer = nonneg_int(layer, "layer")
+    if index >= MAX_INDEX:
+        raise ValueError(f"index must be < 2**32 (the stream's matrix index, counter word c2), got {index}")
+    if layer >= MAX_SUB:
+        raise ValueError(f"layer must be < 2**24 (the stream's sub-index), got {layer}")
+    return index, layer
 
 
 def fans(value, name="fans"):

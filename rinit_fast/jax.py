@@ -19,8 +19,9 @@ derives a distinct key per parameter, hence a distinct seed per parameter.
 Under ``jax.jit`` (a traced key) the draw runs on the host through ``jax.pure_callback`` and gives the
 same bits as the eager call.  Eagerly on the CPU the draw fills a 64-byte-aligned buffer that JAX takes
 through DLPack without a copy (bfloat16: ``jax.device_put``, a copy); with a GPU as JAX's default backend
-the draw runs on the GPU through CuPy and is handed to JAX by DLPack.  float16/bfloat16 are drawn in float32 and rounded to
-nearest-even; float64 needs ``jax_enable_x64`` (otherwise JAX's canonical float32 is drawn, as JAX does).
+the draw runs on the GPU through CuPy and is handed to JAX by DLPack.  float16/bfloat16 are drawn in
+float32 and rounded to nearest-even; float64 needs ``jax_enable_x64`` (otherwise JAX's canonical
+float32 is drawn, as JAX does).
 """
 from __future__ import annotations
 
@@ -59,16 +60,17 @@ def _key_words(key):
     if jnp.issubdtype(getattr(key, "dtype", None), jax.dtypes.prng_key):
         impl = str(jax.random.key_impl(key))
         if "threefry" not in impl:
-            raise ValueError(f"rinit_fast.jax maps threefry2x32 keys (JAX's default) to seeds; got a {impl} key. "
-                             f"Use jax.random.key(seed) with the default implementation")
+            raise ValueError(f"rinit_fast.jax maps threefry2x32 keys (JAX's default) to seeds; got a {impl} "
+                             f"key.  Use jax.random.key(seed) with the default implementation")
         words = jax.random.key_data(key)
     else:
         words = key
     shape = tuple(getattr(words, "shape", ()))
     dt = getattr(words, "dtype", None)
     if shape != (2,) or dt != np.uint32:
-        raise TypeError(f"key must be a single JAX PRNG key (jax.random.key(seed) or jax.random.PRNGKey(seed): "
-                        f"two uint32 words), got shape {shape} dtype {dt}; split batched keys before calling")
+        raise TypeError(f"key must be a single JAX PRNG key (jax.random.key(seed) or "
+                        f"jax.random.PRNGKey(seed): two uint32 words), got shape {shape} dtype {dt}; split "
+                        f"batched keys before calling")
     return words
 
 
@@ -101,7 +103,7 @@ class _Spec:
                  index=0, layer=0):
         self.name, self.scheme, self.params, self.gain = name, scheme, dict(params or {}), float(gain)
         self.axes, self.column_axis, self.dtype = axes, column_axis, dtype
-        self.index, _, self.layer, _ = _validate.stream_range(index, 1, layer, 1)
+        self.index, self.layer = _validate.stream_position(index, layer)
         self.uses_fans = scheme_table.get(scheme).fans
         if dtype is not None:
             _dtype(dtype)
@@ -136,13 +138,16 @@ class _Spec:
     def check(self, shape, dt):
         if self.column_axis is not None:
             if len(shape) < 2:
-                raise ValueError(f"{self.name}: orthogonal initializer requires at least a 2D shape, got {shape}")
+                raise ValueError(f"{self.name}: orthogonal initializer requires at least a 2D shape, got "
+                                 f"{shape}")
             if not -len(shape) <= self.column_axis < len(shape):
-                raise ValueError(f"{self.name}: column_axis={self.column_axis} is out of range for shape {shape}")
+                raise ValueError(f"{self.name}: column_axis={self.column_axis} is out of range for shape "
+                                 f"{shape}")
         elif self.uses_fans:
             if len(shape) < 2:
-                raise ValueError(f"{self.name}: can't compute input and output sizes of a {len(shape)}-dimensional "
-                                 f"weights tensor (as JAX); give a shape of 2 or more dimensions")
+                raise ValueError(f"{self.name}: can't compute input and output sizes of a "
+                                 f"{len(shape)}-dimensional weights tensor (as JAX); give a shape of 2 or "
+                                 f"more dimensions")
             scheme_table.resolve(self.scheme, *scheme_table.jax_fans(shape, *self.axes), self.gain,
                                  **self.params)
         if dt.name in _COMPLEX and not scheme_table.get(self.scheme).complex:
@@ -239,14 +244,15 @@ def truncated_normal(stddev=1e-2, dtype=None, lower=-2.0, upper=2.0):
         raise ValueError(f"truncated_normal: rinit_fast cuts at lower=-2, upper=2 (the stream's redraw rule) "
                          f"or not at all (beyond ±{GAUSS_MAX}); got lower={lower}, upper={upper}; use "
                          f"jax.nn.initializers.truncated_normal for other bounds")
-    return _Spec("truncated_normal", "normal", {"std": _real(stddev, "stddev"), "truncated": True}, dtype=dtype)
+    return _Spec("truncated_normal", "normal", {"std": _real(stddev, "stddev"), "truncated": True},
+                 dtype=dtype)
 
 
 def constant(value, dtype=None):
     """Every entry = value (a scalar) (``jax.nn.initializers.constant``)."""
     if np.ndim(value) != 0:
-        raise ValueError(f"constant: rinit_fast takes a scalar value, got an array of shape {np.shape(value)}; "
-                         f"use jax.nn.initializers.constant for arrays")
+        raise ValueError(f"constant: rinit_fast takes a scalar value, got an array of shape "
+                         f"{np.shape(value)}; use jax.nn.initializers.constant for arrays")
     return _Spec("constant", "constant", {"value": _real(value, "value")}, dtype=dtype)
 
 

@@ -39,8 +39,8 @@ try:
     import torch
     from torch import nn
 except ImportError as exc:  # pragma: no cover - exercised only without torch
-    raise ImportError('rinit_fast.torch needs PyTorch: pip install "rinit_fast[torch]" (or any torch >= 2.1); '
-                      f"PyTorch could not be imported: {exc}") from exc
+    raise ImportError('rinit_fast.torch needs PyTorch: pip install "rinit_fast[torch]" (or any torch '
+                      f'>= 2.1); PyTorch could not be imported: {exc}') from exc
 
 __all__ = ["xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_",
            "trunc_normal_", "normal_", "uniform_", "constant_", "zeros_", "ones_", "rescaled_glorot_",
@@ -195,8 +195,8 @@ def plan(spec, params=None):
             raise TypeError(f"{spec}: {what}; its arguments are {', '.join(sig) or 'none'}")
         return TORCH_FUNCTIONS[spec](**params)
     if spec.endswith("_"):
-        raise ValueError(f"unknown function {spec!r}; functions: {', '.join(TORCH_FUNCTIONS)} (or an rf scheme "
-                         f"name without the underscore: {', '.join(scheme_table.schemes())})")
+        raise ValueError(f"unknown function {spec!r}; functions: {', '.join(TORCH_FUNCTIONS)} (or an rf "
+                         f"scheme name without the underscore: {', '.join(scheme_table.schemes())})")
     name = scheme_table.canonical(spec)
     gain = _number(params.pop("gain", 1.0), "gain")
     return Plan(name, params, gain, call=_call(name, **params, **({"gain": gain} if gain != 1.0 else {})))
@@ -205,7 +205,7 @@ def plan(spec, params=None):
 # --- filling one tensor --------------------------------------------------------------------------
 def _stream_args(seed, index, layer):
     seed = _validate.seed(seed)
-    index, _, layer, _ = _validate.stream_range(index, 1, layer, 1)
+    index, layer = _validate.stream_position(index, layer)
     return seed, index, layer
 
 
@@ -217,8 +217,8 @@ def _check_tensor(tensor, what="tensor"):
                          f"(model.to_empty(device='cpu') or device='cuda'), then initialise")
     if tensor.dtype not in _REAL and tensor.dtype not in _COMPLEX:
         raise TypeError(f"{what} has dtype {tensor.dtype}; rinit_fast fills floating tensors (float16, "
-                        f"bfloat16, float32, float64; complex64/complex128 with the 'complex_glorot' scheme). "
-                        f"Convert it, e.g. tensor.float()")
+                        f"bfloat16, float32, float64; complex64/complex128 with the 'complex_glorot' "
+                        f"scheme).  Convert it, e.g. tensor.float()")
     if tensor.device.type not in ("cpu", "cuda"):
         raise ValueError(f"{what} is on device {tensor.device}; rinit_fast fills CPU and CUDA tensors")
     if tensor.is_sparse or tensor.layout != torch.strided:
@@ -248,7 +248,8 @@ class _Device:
     def __enter__(self):
         if self.cuda:
             cp = _backend.xp("cuda")
-            dev = self.tensor.device.index if self.tensor.device.index is not None else torch.cuda.current_device()
+            dev = self.tensor.device.index
+            dev = torch.cuda.current_device() if dev is None else dev
             stream = torch.cuda.current_stream(dev)
             self.ctx = [cp.cuda.Device(dev), cp.cuda.ExternalStream(stream.cuda_stream, dev)]
             for c in self.ctx:
@@ -474,8 +475,8 @@ def _check_rules(rules):
     out = []
     for i, item in enumerate(items):
         if not (isinstance(item, tuple) and len(item) == 2):
-            raise TypeError(f"rules[{i}] must be a (key, scheme) pair, got {item!r}; rules is a dict or a list "
-                            f"of pairs")
+            raise TypeError(f"rules[{i}] must be a (key, scheme) pair, got {item!r}; rules is a dict or a "
+                            f"list of pairs")
         key, spec = item
         types = key if isinstance(key, tuple) else (key,)
         if not isinstance(key, str) and not all(isinstance(k, type) and issubclass(k, nn.Module)
@@ -487,7 +488,6 @@ def _check_rules(rules):
                             f"pattern {key!r}; write one rule per pattern instead")
         out.append((f"rules[{i}]", key, spec))
     return out
-
 
 
 def _match(rules, qualname, local, module):
@@ -522,7 +522,8 @@ def _resolve_spec(spec, module, local, param, qualname):
         name, params = spec[0], spec[1]
         zero_rows = spec[2] if len(spec) == 3 else ()
         if not isinstance(params, dict):
-            raise TypeError(f"rule for {qualname!r}: the parameters of {name!r} must be a dict, got {params!r}")
+            raise TypeError(f"rule for {qualname!r}: the parameters of {name!r} must be a dict, got "
+                            f"{params!r}")
     else:
         raise TypeError(f"rule for {qualname!r}: a scheme must be a name, a (name, {{params}}) pair, None, "
                         f"or a callable(module, name, param) returning one; got {spec!r}")
@@ -631,16 +632,16 @@ def initialize(model, *, seed, rules=None):
         _check_tensor(prm, f"parameter {qn!r}")
         hit = _match(all_rules, qn, local, module)
         if hit is None:
-            missing.append(f"{qn!r} ({type(module).__name__}, shape {tuple(prm.shape)})")
+            missing.append((qn, f"{qn!r} ({type(module).__name__}, shape {tuple(prm.shape)})"))
             continue
         rule, spec = hit
         p = _resolve_spec(spec, module, local, prm, qn)
         pos = stream_position(qn)
         if p.scheme is not None and pos in seen:
             raise RuntimeError(f"initialize: parameters {seen[pos]!r} and {qn!r} hash to the same stream "
-                               f"position (index {pos[0]}, layer {pos[1]}), so they would share stream values; "
-                               f"nothing was written.  Rename one of them (a 56-bit hash collision: about one "
-                               f"pair in 7e16)")
+                               f"position (index {pos[0]}, layer {pos[1]}), so they would share stream "
+                               f"values; nothing was written.  Rename one of them (a 56-bit hash collision: "
+                               f"about one pair in 7e16)")
         seen[pos] = qn
         draw = None
         if p.scheme is not None and prm.numel():
@@ -651,9 +652,10 @@ def initialize(model, *, seed, rules=None):
                 raise type(exc)(f"initialize: parameter {qn!r} (rule {rule!r}): {exc}") from None
         jobs.append((qn, prm, rule, p, pos, draw))
     if missing:
-        raise ValueError(f"initialize: no rule matches {len(missing)} parameter(s): {', '.join(missing[:8])}"
-                         f"{' ...' if len(missing) > 8 else ''}; add rules, e.g. rules={{'{missing[0].split(chr(39))[1]}': "
-                         f"'zeros_'}}, or map it to None to leave it as it is")
+        raise ValueError(f"initialize: no rule matches {len(missing)} parameter(s): "
+                         f"{', '.join(m for _, m in missing[:8])}{' ...' if len(missing) > 8 else ''}; add "
+                         f"rules, e.g. rules={{{missing[0][0]!r}: 'zeros_'}}, or map it to None to leave it "
+                         f"as it is")
 
     _fill_all([(prm, p, seed, pos[0], pos[1], f"parameter {qn!r}") for qn, prm, rule, p, pos, draw in jobs
                if draw is not None])

@@ -228,7 +228,8 @@ def test_no_autograd_history():
     (lambda: rt.xavier_normal_(torch.empty(3, 3, dtype=torch.complex64)), TypeError, "cannot produce complex64"),
     (lambda: rt.rescaled_glorot_(torch.empty(200, 100)), ValueError, "square"),
     (lambda: rt.normal_(torch.empty(3, 3), seed=-1), ValueError, "seed must be in"),
-    (lambda: rt.normal_(torch.empty(3, 3), index=2 ** 32), ValueError, "start \\+ batch must be <= 2\\*\\*32"),
+    (lambda: rt.normal_(torch.empty(3, 3), index=2 ** 32), ValueError, "index must be < 2\\*\\*32"),
+    (lambda: rt.normal_(torch.empty(3, 3), layer=2 ** 24), ValueError, "layer must be < 2\\*\\*24"),
     (lambda: rt.init_(torch.empty(3, 3), "glorot"), ValueError, "unknown scheme 'glorot'"),
     (lambda: rt.init_(torch.empty(3, 3), "normal", mean=1.0), TypeError, "unknown parameter\\(s\\) mean"),
     (lambda: rt.init_(torch.empty(3, 3), "glorot_normal_"), ValueError, "unknown function 'glorot_normal_'"),
@@ -387,7 +388,8 @@ def test_callable_rules_and_tied_parameters():
             self.scale = nn.Parameter(torch.empty(4))
 
     m = Tied()
-    with pytest.raises(ValueError, match="no rule matches 1 parameter\\(s\\): 'scale' \\(Tied, shape \\(4,\\)\\)"):
+    with pytest.raises(ValueError, match="no rule matches 1 parameter\\(s\\): 'scale' \\(Tied, shape "
+                                         "\\(4,\\)\\); add rules, e.g. rules={'scale': 'zeros_'}"):
         rt.initialize(m, seed=1)
     man = rt.initialize(m, seed=1, rules={"scale": lambda mod, name, p: ("constant_", {"val": p.shape[0]})})
     assert torch.all(m.scale == 4.0)
