@@ -3,7 +3,8 @@
     python bench/compare.py [--only sampling,spectral] [--quick]
 
 Each script times rinit_fast and the anchors people use today (NumPy, SciPy eigvals/eigs, torch, CuPy
-when present) on the same work in the same run and prints times and ratios; this driver prints the
+when present; compare_frameworks: rinit_fast.torch/.jax against torch's and JAX's own initialisers of
+real models) on the same work in the same run and prints times and ratios; this driver prints the
 machine first and forwards ``--quick`` to scripts that accept it.  Results for this project's machines
 are kept, dated, in bench/RESULTS.md.
 

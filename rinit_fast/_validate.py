@@ -57,6 +57,78 @@ def shape2d(shape):
     return positive_int(dims[0], "shape[0] (fan_out)"), positive_int(dims[1], "shape[1] (fan_in)")
 
 
+# --- weight shapes of any rank (rf.sample, rinit_fast.torch, rinit_fast.jax) -------------------------
+def weight_shape(shape):
+    """``n`` -> (n, n); ``(fan_out, fan_in, *receptive_field)`` -> that tuple of Python ints (every
+    dimension >= 1).  The fans of a shape are ``scheme_table.torch_fans`` (PyTorch's rule)."""
+    if isinstance(shape, (numbers.Integral, np.integer)) and not isinstance(shape, (bool, np.bool_)):
+        n = positive_int(shape, "shape")
+        return n, n
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise TypeError(f"shape must be an int n or a tuple (fan_out, fan_in, *receptive_field), got "
+                        f"{shape!r}") from None
+    if len(dims) < 2:
+        raise ValueError(f"shape must be n or (fan_out, fan_in, *receptive_field): 2 or more dimensions, "
+                         f"got {len(dims)} ({dims!r}); a 1-D weight (a bias) has no fans: use a scheme "
+                         f"that needs none (normal, uniform, constant) with shape (1, n)")
+    names = ["shape[0] (fan_out)", "shape[1] (fan_in)"]
+    names += [f"shape[{i}] (receptive field)" for i in range(2, len(dims))]
+    return tuple(positive_int(d, nm) for d, nm in zip(dims, names))
+
+
+def stream_position(index, layer):
+    """A single tensor's stream position: matrix index (counter word c2) < 2**32, sub-index < 2**24."""
+    index = nonneg_int(index, "index")
+    layer = nonneg_int(layer, "layer")
+    if index >= MAX_INDEX:
+        raise ValueError(f"index must be < 2**32 (the stream's matrix index, counter word c2), got {index}")
+    if layer >= MAX_SUB:
+        raise ValueError(f"layer must be < 2**24 (the stream's sub-index), got {layer}")
+    return index, layer
+
+
+def fans(value, name="fans"):
+    """An explicit ``(fan_out, fan_in)`` pair of finite numbers > 0 (JAX's rule may give non-integers)."""
+    try:
+        pair = tuple(value)
+    except TypeError:
+        raise TypeError(f"{name} must be a pair (fan_out, fan_in), got {value!r}") from None
+    if len(pair) != 2:
+        raise ValueError(f"{name} must be a pair (fan_out, fan_in), got {len(pair)} values {pair!r}")
+    out = []
+    for v, nm in zip(pair, ("fan_out", "fan_in")):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Real, np.floating, np.integer)):
+            raise TypeError(f"{name}: {nm} must be a number, got {type(v).__name__} {v!r}")
+        f = float(v)
+        if not (np.isfinite(f) and f > 0.0):
+            raise ValueError(f"{name}: {nm} must be finite and > 0, got {v!r}")
+        out.append(int(f) if f.is_integer() else f)
+    return tuple(out)
+
+
+def axes(value, ndim, name):
+    """An axis or a sequence of axes of an ndim-dimensional shape (negative counted from the end),
+    as a tuple of non-negative ints without repeats (JAX's in_axis/out_axis/batch_axis)."""
+    items = (value,) if isinstance(value, (numbers.Integral, np.integer)) else value
+    try:
+        items = tuple(items)
+    except TypeError:
+        raise TypeError(f"{name} must be an int or a sequence of ints, got {value!r}") from None
+    out = []
+    for a in items:
+        a = integer(a, name)
+        if not -ndim <= a < ndim:
+            raise ValueError(f"{name}={value!r} is out of range for a {ndim}-dimensional shape "
+                             f"(axes -{ndim}..{ndim - 1})")
+        a %= ndim
+        if a in out:
+            raise ValueError(f"{name}={value!r} names axis {a} twice")
+        out.append(a)
+    return tuple(out)
+
+
 _REAL = {"float32": np.float32, "float64": np.float64}
 _COMPLEX = {"complex64": np.complex64, "complex128": np.complex128}
 _COMPLEX_OF = {np.float32: np.complex64, np.float64: np.complex128}
