@@ -34,6 +34,38 @@ import numba
 import numpy as np
 from numba import types
 
+
+def _vector_width():
+    """Let LLVM use 512-bit vectors on CPUs with AVX-512 (``RINIT_FAST_PREFER_512=0`` opts out).
+
+    LLVM's default for Intel AVX-512 CPUs is ``prefer-256-bit``: it vectorises with 256-bit registers.
+    The stream's loops (64-bit integer multiplies of Philox, the Box–Muller polynomials) run 1.3-1.7x
+    faster with 512-bit vectors on this project's VM (bench/NOTES.md "Vector width"), with the same
+    bits: the vector width changes how many blocks run side by side, never the operations of one value
+    (no fastmath, no reduction is reordered).  Numba takes the CPU features from ``NUMBA_CPU_FEATURES``
+    when its code generator is first built, so this sets ``numba.config.CPU_FEATURES`` (the host's
+    features plus ``-prefer-256-bit``) unless the user set ``NUMBA_CPU_FEATURES``/``NUMBA_CPU_NAME``
+    themselves.  It is process-wide: Numba code compiled after this in the same process (the user's own
+    too) may use 512-bit vectors; a process that compiled Numba code before importing the kernels keeps
+    its settings.  The cache is keyed by these features, so ``rinit-fast compile`` and later processes
+    agree.  Documented in docs/performance.md.
+    """
+    if os.environ.get("RINIT_FAST_PREFER_512", "1").strip() == "0":
+        return
+    if numba.config.CPU_FEATURES or numba.config.CPU_NAME:
+        return
+    try:
+        import llvmlite.binding as ll
+        feats = ll.get_host_cpu_features()
+    except Exception:  # pragma: no cover - a host whose features LLVM cannot read: keep the defaults
+        return
+    if not feats.get("avx512f", False):
+        return
+    numba.config.CPU_FEATURES = feats.flatten() + ",-prefer-256-bit"
+
+
+_vector_width()
+
 _COMMON = dict(cache=True, nogil=True, error_model="numpy", fastmath=False, boundscheck=False)
 
 REGISTRY = []
