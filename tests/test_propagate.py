@@ -37,6 +37,7 @@ from rinit_fast._meanfield import activation_fn, gauss_hermite_nodes, gaussian_n
 from rinit_fast.theory import mean_field
 from rinit_fast.kernels.cpu import propagate as kern
 from rinit_fast.rng import Purpose, counter_word3, key_words
+from rinit_fast.spec import propagate as spec
 
 P = importlib.import_module("rinit_fast.propagate")  # the module (rf.propagate is the function)
 
@@ -203,7 +204,7 @@ def test_regenerated_weights_equal_rf_sample_bit_for_bit(name, params, dtype):
     k0, k1 = key_words(11)
     for width, fan_in, pr in [(7, 5, 3), (6, 13, 4), (9, 9, 9), (5, 3, 1), (1, 1, 1)]:
         d = schemes.resolve(name, width, fan_in, 1.3, **params)
-        code, mul, add = P._family(d, name)
+        code, mul, add = spec.family(d.family)
         got = np.empty((3, width, fan_in), dtype)
         kern.layer_weights(got, k0, k1, np.uint64(4), counter_word3(Purpose.WEIGHTS, 2), code, typ(mul),
                            typ(add), typ(d.scale), pr)
