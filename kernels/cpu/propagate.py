@@ -309,67 +309,16 @@ def act_fn(z, ACT, one, zero):
 
 
 def _make_activate(ACT):
-    def activate(Z, X, D, width, st, cols):
-        """X[:width] = f(Z), D = f'(Z), and the statistics of Z and X into st[0:7].
-
-        (The recomputed forward passes of checkpointed segments rewrite the same statistics, bit for bit:
-        one loop instead of a second, statistics-free copy of the inlined activation keeps the compile
-        time down.)  Three fused passes over the layer (cols: (NCOL, samples) float64 scratch of per-column sums, which
-        vectorise where one running sum would be a serial chain): column sums of z; then (z - m_s)², the
-        activation, and the column sums of x and |x|; then (x - m_s)².  Per column the variance is taken
-        around the column mean, and var = mean within-column variance + variance of the column means (an
-        exact decomposition, no cancellation).
-        """
+    def activate(Z, X, D, width):
+        """X[:width] = f(Z[:width]), D = f'(Z[:width]): one elementwise loop (it vectorises)."""
         S = Z.shape[1]
         one = cast_like(1.0, Z)
         zero = cast_like(0.0, Z)
-        for c in range(NCOL):
-            for s in range(S):
-                cols[c, s] = 0.0
         for i in range(width):
             for s in range(S):
-                cols[0, s] += np.float64(Z[i, s])
-        for s in range(S):
-            cols[0, s] = cols[0, s] / width
-        for i in range(width):
-            for s in range(S):
-                z = Z[i, s]
-                dz = np.float64(z) - cols[0, s]
-                cols[1, s] += dz * dz
-                x, d = act_fn(z, ACT, one, zero)
+                x, d = act_fn(Z[i, s], ACT, one, zero)
                 X[i, s] = x
                 D[i, s] = d
-                xf = np.float64(x)
-                cols[2, s] += xf
-                cols[3, s] += abs(xf)
-        for s in range(S):
-            cols[2, s] = cols[2, s] / width
-        for i in range(width):
-            for s in range(S):
-                dx = np.float64(X[i, s]) - cols[2, s]
-                cols[4, s] += dx * dx
-        n = width * S
-        zm, zq, xm, xa, xq, zb, xb = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
-        for s in range(S):
-            zm += cols[0, s]
-            zq += cols[1, s]
-            xm += cols[2, s]
-            xa += cols[3, s]
-            xq += cols[4, s]
-        zm = zm / S
-        xm = xm / S
-        for s in range(S):
-            d = cols[0, s] - zm
-            zb += d * d
-            d = cols[2, s] - xm
-            xb += d * d
-        st[0] = zm
-        st[2] = zq / n
-        st[1] = zq / n + zb / S
-        st[3] = xm
-        st[5] = xq / n
-        st[4] = xq / n + xb / S
-        st[6] = xa / n
     activate.__name__ = activate.__qualname__ = f"activate_{A.NAMES[ACT]}"
     return helper(activate)
 
@@ -378,21 +327,87 @@ activate_linear, activate_tanh, activate_sigmoid, activate_relu = (
     _make_activate(a) for a in (LINEAR, TANH, SIGMOID, RELU))
 
 
+@helper
+def layer_stats(Z, X, width, st, cols):
+    """The forward statistics of a layer, pre-activations Z and outputs X, into st[0:7] (float64).
+
+    Three passes (cols: (NCOL, samples) float64 scratch of per-column sums, which vectorise where one
+    running sum would be a serial chain): column sums of z; then (z - m_s)² and the column sums of x and
+    |x|; then (x - m_s)².  Per column the variance is taken around the column mean, and var = mean
+    within-column variance + variance of the column means (an exact decomposition, no cancellation).
+    Shared by every activation (compiled once per dtype).
+    """
+    S = Z.shape[1]
+    for c in range(NCOL):
+        for s in range(S):
+            cols[c, s] = 0.0
+    for i in range(width):
+        for s in range(S):
+            cols[0, s] += np.float64(Z[i, s])
+    for s in range(S):
+        cols[0, s] = cols[0, s] / width
+    for i in range(width):
+        for s in range(S):
+            dz = np.float64(Z[i, s]) - cols[0, s]
+            cols[1, s] += dz * dz
+            xf = np.float64(X[i, s])
+            cols[2, s] += xf
+            cols[3, s] += abs(xf)
+    for s in range(S):
+        cols[2, s] = cols[2, s] / width
+    for i in range(width):
+        for s in range(S):
+            dx = np.float64(X[i, s]) - cols[2, s]
+            cols[4, s] += dx * dx
+    n = width * S
+    zm, zq, xm, xa, xq, zb, xb = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    for s in range(S):
+        zm += cols[0, s]
+        zq += cols[1, s]
+        xm += cols[2, s]
+        xa += cols[3, s]
+        xq += cols[4, s]
+    zm = zm / S
+    xm = xm / S
+    for s in range(S):
+        d = cols[0, s] - zm
+        zb += d * d
+        d = cols[2, s] - xm
+        xb += d * d
+    st[0] = zm
+    st[2] = zq / n
+    st[1] = zq / n + zb / S
+    st[3] = xm
+    st[5] = xq / n
+    st[4] = xq / n + xb / S
+    st[6] = xa / n
+
+
 @device
-def activate(ACT, Z, X, D, width, st, cols):
-    """The activation step of the compile-time activation ACT (one compiled helper per activation)."""
+def activate(ACT, Z, X, D, width, st, cols, stats):
+    """X = f(Z), D = f'(Z) with the compile-time activation ACT (one compiled helper per activation), and
+    with ``stats`` the layer's forward statistics into st (the recomputed forward passes of checkpointed
+    segments skip them)."""
     if ACT == TANH:
-        activate_tanh(Z, X, D, width, st, cols)
+        activate_tanh(Z, X, D, width)
     elif ACT == SIGMOID:
-        activate_sigmoid(Z, X, D, width, st, cols)
+        activate_sigmoid(Z, X, D, width)
     elif ACT == RELU:
-        activate_relu(Z, X, D, width, st, cols)
+        activate_relu(Z, X, D, width)
     else:
-        activate_linear(Z, X, D, width, st, cols)
+        activate_linear(Z, X, D, width)
+    if stats:
+        layer_stats(Z, X, width, st, cols)
 
 
 ACTIVATE = {LINEAR: activate_linear, TANH: activate_tanh, SIGMOID: activate_sigmoid, RELU: activate_relu}
-"""The activation step of each activation code (for tests: ``ACTIVATE[code](Z, X, D, width, st, cols)``)."""
+
+
+def activate_step(act, Z, X, D, width, st, cols):
+    """One activation step with statistics, as the network kernels run it (for tests)."""
+    with _quiet():
+        ACTIVATE[act](Z, X, D, width)
+    layer_stats(Z, X, width, st, cols)
 
 
 @helper
@@ -479,7 +494,7 @@ def _make_network(FAMILY, ACT):
                         mm_forward(wp, X, Z, i0, nr, fi)
                     if bias_std != 0:
                         add_bias(Z, row, width, bias_std, c2, c3b + np.uint64(layer), k0, k1)
-                    activate(ACT, Z, X, D[layer % seg], width, st[layer], cols)
+                    activate(ACT, Z, X, D[layer % seg], width, st[layer], cols, forward)
             if forward:
                 continue
             for layer in range(l1 - 1, l0 - 1, -1):
@@ -532,7 +547,7 @@ def _make_given_forward(ACT):
             mm_forward(wp + np.uint64(i0 * fi * isz), X, Z, i0, min(pr, width - i0), fi)
         if bias_std != 0:
             add_bias(Z, row, width, bias_std, c2, c3b, k0, k1)
-        activate(ACT, Z, X, D, width, st, cols)
+        activate(ACT, Z, X, D, width, st, cols, True)
     given_forward.__name__ = given_forward.__qualname__ = f"given_forward_{A.NAMES[ACT]}"
     return kernel([_sig_given_forward(types.float32), _sig_given_forward(types.float64)])(given_forward)
 
