@@ -170,15 +170,19 @@ def propagate(scheme, width, depth, *, activation, batch=1, samples=32, seed=0, 
                   params=dict(scheme_params), checkpoint=plan.seg)
     # run on the backend
     stats = np.zeros(plan.stats_shape, dtype=np.float64)
-    weights = None
-    if plan.path == spec.MATERIALISED:
-        def weights(c0, nb, layer):
-            """Layer ``layer`` of networks start + c0 .. + nb - 1, drawn by rf.sample on the backend."""
-            return sample(name, (plan.width, plan.in_width if layer == 0 else plan.width), batch=nb,
-                          seed=a["seed"], start=plan.start + c0, layer=layer, dtype=plan.dtype, gain=gain,
-                          backend=backend, **scheme_params)
+    weights = _layers(name, plan, a["seed"], gain, scheme_params) if plan.path == spec.MATERIALISED else None
     _runner(backend).run(stats, plan, weights)
     return PropagateResult.from_networks(stats, config)
+
+
+def _layers(name, plan, seed, gain, params):
+    """The materialised path's weights: ``weights(c0, nb, layer)`` is layer ``layer`` of networks
+    plan.start + c0 .. + nb - 1, drawn by rf.sample on the plan's backend."""
+    def weights(c0, nb, layer):
+        return sample(name, (plan.width, plan.in_width if layer == 0 else plan.width), batch=nb, seed=seed,
+                      start=plan.start + c0, layer=layer, dtype=plan.dtype, gain=gain, backend=plan.backend,
+                      **params)
+    return weights
 
 
 def _runner(backend):
@@ -202,9 +206,5 @@ def _propagate_materialised(scheme, width, depth, *, activation, batch=1, sample
     draw = schemes.resolve(name, a["width"], a["width"], gain, **params)
     plan = spec.plan(backend="cpu", draw_family="orthogonal", scale0=draw.scale, scale=draw.scale, **a)
     stats = np.zeros(plan.stats_shape, dtype=np.float64)
-
-    def weights(c0, nb, layer):
-        return sample(name, (plan.width, plan.in_width if layer == 0 else plan.width), batch=nb,
-                      seed=a["seed"], start=plan.start + c0, layer=layer, dtype=plan.dtype, gain=gain, **params)
-    cpu.run(stats, plan, weights)
+    cpu.run(stats, plan, _layers(name, plan, a["seed"], gain, params))
     return PropagateResult.from_networks(stats)

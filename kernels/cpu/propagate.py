@@ -596,11 +596,7 @@ def _make_layer_weights(FAMILY):
                     for k in range(fi):
                         out[b, i0 + r, k] = pbuf[r * fi + k]
     layer_weights.__name__ = layer_weights.__qualname__ = f"layer_weights_{P.FAMILY_NAMES[FAMILY]}"
-    return kernel([_sig_w(types.float32), _sig_w(types.float64)])(layer_weights)
-
-
-def _sig_w(dt):
-    return types.void(types.Array(dt, 3, "C"), _u64, _u64, _u64, _u64, dt, dt, dt, _i64)
+    return helper(layer_weights)     # test-only: compiled on its first call, not by ``rinit-fast compile``
 
 
 LAYER_WEIGHTS = {f: _make_layer_weights(f) for f in P.FAMILY_NAMES}
@@ -609,8 +605,9 @@ LAYER_WEIGHTS = {f: _make_layer_weights(f) for f in P.FAMILY_NAMES}
 def layer_weights(out, k0, k1, c2_start, c3, family, mul, add, scale, pr):
     """out[b] = layer c3 of network c2_start + b as the kernels of ``family`` generate it (tests)."""
     with _quiet():
-        LAYER_WEIGHTS[family](out, np.uint64(k0), np.uint64(k1), np.uint64(c2_start), np.uint64(c3), mul, add,
-                              scale, pr)
+        T = out.dtype.type
+        LAYER_WEIGHTS[family](out, np.uint64(k0), np.uint64(k1), np.uint64(c2_start), np.uint64(c3), T(mul), T(add),
+                              T(scale), np.int64(pr))
 
 
 # --- running a plan ---------------------------------------------------------------------------------
