@@ -276,6 +276,35 @@ def nonneg_finite(x, name):
     return v
 
 
+_activation, _seed = activation, seed   # (propagate_args' parameters shadow these names)
+
+
+def propagate_args(width, depth, *, activation, batch, samples, seed, start, bias_std, dtype, in_width,
+                   checkpoint):
+    """The numeric arguments of rf.propagate, checked and normalised (a dict; the scheme and backend are
+    checked by their own tables)."""
+    from .spec import propagate as spec
+    width = positive_int(width, "width")
+    depth = positive_int(depth, "depth")
+    if depth > spec.MAX_DEPTH:
+        raise ValueError(f"depth must be <= 2**24 (layers are sub-indices of the weights stream), got {depth}")
+    in_width = width if in_width is None else positive_int(in_width, "in_width")
+    act = _activation(activation)
+    batch = positive_int(batch, "batch")
+    samples = positive_int(samples, "samples")
+    if samples > spec.MAX_SAMPLES:
+        raise ValueError(f"samples must be <= 2**24 (inputs are sub-indices of the PROP_INPUT stream), got "
+                         f"{samples}; make more networks (batch) instead")
+    seed_ = _seed(seed)
+    start, batch, _, _ = stream_range(start, batch)
+    bias_std = nonneg_finite(bias_std, "bias_std")
+    dt = real_dtype(dtype, "dtype")
+    if checkpoint is not None:
+        checkpoint = positive_int(checkpoint, "checkpoint")
+    return dict(width=width, depth=depth, in_width=in_width, activation=act, batch=batch, samples=samples,
+                seed=seed_, start=start, bias_std=bias_std, dtype=dt.name, checkpoint=checkpoint)
+
+
 # --- rf.spectral_radius and rf.spectral_norm ------------------------------------------------------
 SPECTRAL_DTYPES = ("float32", "float64", "complex64", "complex128")
 SPECTRAL_METHODS = ("power", "exact")
