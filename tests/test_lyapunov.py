@@ -516,3 +516,18 @@ def test_errors():
         lyapunov(W, steps=10, inputs="uniform")
     with pytest.raises(ValueError, match="seed"):
         lyapunov(W, steps=10, seed=-1)
+
+
+def test_edge_of_chaos_report(tmp_path):
+    """The reproduce section (quick settings): figures and table written, summary lines with the table."""
+    from rinit_fast.studies.lyapunov_report import edge_of_chaos, settings
+    lines, figs = edge_of_chaos(str(tmp_path), quick=True)
+    assert [p.rsplit("/", 1)[-1] for p in figs] == ["lyapunov_edge.png", "lyapunov_spectrum.png"]
+    for p in figs + [str(tmp_path / "lyapunov_table.csv")]:
+        assert (tmp_path / p.rsplit("/", 1)[-1]).stat().st_size > 0
+    st = settings(True)
+    rows = [ln for ln in lines if ln.startswith("| ") and not ln.startswith("| g ")]
+    assert len(rows) == len(st["gains"])
+    assert any("Kaplan–Yorke" in ln for ln in lines)
+    table = (tmp_path / "lyapunov_table.csv").read_text().splitlines()
+    assert len(table) == 1 + len(st["gains"]) * st["matrices"] + st["lin_matrices"] * st["n"]
