@@ -341,103 +341,146 @@ def _hh_ger(typingctx, A, V, j, r0, r1, c, w, s, nrm, nr0):
 NB = 4   # reflectors per panel of the blocked QR
 
 
-@intrinsic
-def _v4gemv(typingctx, A, V, vc, r0, r1, c, Y):
-    """Y[q, c:c+16] = sum over r0 <= i < r1 of V[i, vc + q] · A[i, c:c+16], q < 4 (Y = V_panel^T A on one
-    16-column block).  Two accumulators per q (rows of even and odd offset; an odd last row to the
-    first), summed at the end: a fixed order."""
-    fty, nm = _ftype(A.dtype)
-    if fty is None:
-        return None
-    sig = types.void(A, V, vc, r0, r1, c, Y)
+def _make_v4(nblk):
+    """The block-reflector primitives on ``nblk`` adjacent 16-column blocks at once (1 or 2: two blocks
+    share the four broadcasts of V's row per row of A, the loads that bound the one-block version)."""
 
-    def codegen(context, builder, signature, args):
-        intp = context.get_value_type(types.intp)
+    @intrinsic
+    def v4gemv(typingctx, A, V, vc, r0, r1, c, Y):
+        """Y[q, c:c+16·nblk] = sum over r0 <= i < r1 of V[i, vc + q] · A[i, c:c+16·nblk], q < 4
+        (Y = V_panel^T A).  Per q and block, P accumulators (P = 2, or 1 for two float64 blocks:
+        registers) take the rows r0 + P·m + p; rows after the last whole group go to the first; summed at
+        the end: a fixed order."""
+        fty, nm = _ftype(A.dtype)
+        if fty is None:
+            return None
+        sig = types.void(A, V, vc, r0, r1, c, Y)
+        npar = 1 if (nblk > 1 and nm == "f64") else 2
 
-        def iv(q):
-            return context.cast(builder, args[q], signature.args[q], types.intp)
-        a = context.make_array(signature.args[0])(context, builder, args[0])
-        v = context.make_array(signature.args[1])(context, builder, args[1])
-        y = context.make_array(signature.args[6])(context, builder, args[6])
-        ld = cgutils.unpack_tuple(builder, a.shape, 2)[1]
-        ldv = cgutils.unpack_tuple(builder, v.shape, 2)[1]
-        ldy = cgutils.unpack_tuple(builder, y.shape, 2)[1]
-        vcv, r0v, r1v, cv = iv(2), iv(3), iv(4), iv(5)
-        vty, fma, splat = _vec_helpers(context, builder, fty, nm)
-        vptr = vty.as_pointer()
-        zero = ir.Constant(vty, [0.0] * BL)
+        def codegen(context, builder, signature, args):
+            intp = context.get_value_type(types.intp)
 
-        def const(q):
-            return ir.Constant(intp, q)
+            def iv(q):
+                return context.cast(builder, args[q], signature.args[q], types.intp)
 
-        def terms(i, acc):
-            p = builder.gep(a.data, [builder.add(builder.mul(i, ld), cv)])
-            row = builder.load(builder.bitcast(p, vptr), align=4)
-            vb = builder.add(builder.mul(i, ldv), vcv)
-            vq = [builder.load(builder.gep(v.data, [builder.add(vb, const(q))])) for q in range(NB)]
-            return [builder.call(fma, [splat(vq[q]), row, acc[q]]) for q in range(NB)]
+            def const(q):
+                return ir.Constant(intp, q)
+            a = context.make_array(signature.args[0])(context, builder, args[0])
+            v = context.make_array(signature.args[1])(context, builder, args[1])
+            y = context.make_array(signature.args[6])(context, builder, args[6])
+            ld = cgutils.unpack_tuple(builder, a.shape, 2)[1]
+            ldv = cgutils.unpack_tuple(builder, v.shape, 2)[1]
+            ldy = cgutils.unpack_tuple(builder, y.shape, 2)[1]
+            vcv, r0v, r1v, cv = iv(2), iv(3), iv(4), iv(5)
+            vty, fma, splat = _vec_helpers(context, builder, fty, nm)
+            vptr = vty.as_pointer()
+            zero = ir.Constant(vty, [0.0] * BL)
+            width = NB * nblk                                   # accumulators per row group
 
-        def two(i, acc):
-            return terms(i, acc[:NB]) + terms(builder.add(i, ir.Constant(intp, 1)), acc[NB:])
-        i, acc = _loop(builder, intp, r0v, r1v, 2, [zero] * (2 * NB), two)
-        _, acc0 = _loop(builder, intp, i, r1v, 1, acc[:NB], terms)
-        for q in range(NB):
-            dst = builder.gep(y.data, [builder.add(builder.mul(ir.Constant(intp, q), ldy), cv)])
-            builder.store(builder.fadd(acc0[q], acc[NB + q]), builder.bitcast(dst, vptr), align=4)
-        return context.get_dummy_value()
-    return sig, codegen
+            def terms(i, acc):
+                base = builder.add(builder.mul(i, ld), cv)
+                rows = [builder.load(builder.bitcast(builder.gep(a.data, [builder.add(base, const(BL * b))]),
+                                                     vptr), align=4) for b in range(nblk)]
+                vb = builder.add(builder.mul(i, ldv), vcv)
+                vq = [splat(builder.load(builder.gep(v.data, [builder.add(vb, const(q))])))
+                      for q in range(NB)]
+                return [builder.call(fma, [vq[q], rows[b], acc[q * nblk + b]]) for q in range(NB)
+                        for b in range(nblk)]
 
-
-@intrinsic
-def _v4ger(typingctx, A, V, vc, r0, r1, c, Y, Tm):
-    """Z_q = sum_p Tm[q, p] · Y[p, c:c+16] (q, p < 4), then A[i, c:c+16] -= sum_q V[i, vc + q] · Z_q for
-    r0 <= i < r1: the block reflector update A <- (I - V Tm' V^T) A on one 16-column block, with Y = V^T A
-    from _v4gemv (Tm = T^T applies Q^T = H_{j+3}..H_j, Tm = T applies Q = H_j..H_{j+3})."""
-    fty, nm = _ftype(A.dtype)
-    if fty is None:
-        return None
-    sig = types.void(A, V, vc, r0, r1, c, Y, Tm)
-
-    def codegen(context, builder, signature, args):
-        intp = context.get_value_type(types.intp)
-
-        def iv(q):
-            return context.cast(builder, args[q], signature.args[q], types.intp)
-        a = context.make_array(signature.args[0])(context, builder, args[0])
-        v = context.make_array(signature.args[1])(context, builder, args[1])
-        y = context.make_array(signature.args[6])(context, builder, args[6])
-        tm = context.make_array(signature.args[7])(context, builder, args[7])
-        ld = cgutils.unpack_tuple(builder, a.shape, 2)[1]
-        ldv = cgutils.unpack_tuple(builder, v.shape, 2)[1]
-        ldy = cgutils.unpack_tuple(builder, y.shape, 2)[1]
-        vcv, r0v, r1v, cv = iv(2), iv(3), iv(4), iv(5)
-        vty, fma, splat = _vec_helpers(context, builder, fty, nm)
-        vptr = vty.as_pointer()
-
-        def const(q):
-            return ir.Constant(intp, q)
-        yv = [builder.load(builder.bitcast(builder.gep(y.data, [builder.add(builder.mul(const(p), ldy), cv)]),
-                                           vptr), align=4) for p in range(NB)]
-        z = []
-        for q in range(NB):
-            acc = builder.fmul(splat(builder.load(builder.gep(tm.data, [const(NB * q)]))), yv[0])
-            for p in range(1, NB):
-                tqp = builder.load(builder.gep(tm.data, [const(NB * q + p)]))
-                acc = builder.call(fma, [splat(tqp), yv[p], acc])
-            z.append(acc)
-
-        def body(i, _):
-            p = builder.bitcast(builder.gep(a.data, [builder.add(builder.mul(i, ld), cv)]), vptr)
-            row = builder.load(p, align=4)
-            vb = builder.add(builder.mul(i, ldv), vcv)
+            def group(i, acc):
+                out = []
+                for p in range(npar):
+                    out += terms(builder.add(i, const(p)), acc[p * width:(p + 1) * width])
+                return out
+            i, acc = _loop(builder, intp, r0v, r1v, npar, [zero] * (npar * width), group)
+            _, acc0 = _loop(builder, intp, i, r1v, 1, acc[:width], terms)
             for q in range(NB):
-                vq = builder.fneg(builder.load(builder.gep(v.data, [builder.add(vb, const(q))])))
-                row = builder.call(fma, [splat(vq), z[q], row])
-            builder.store(row, p, align=4)
-            return []
-        _loop(builder, intp, r0v, r1v, 1, [], body)
-        return context.get_dummy_value()
-    return sig, codegen
+                for b in range(nblk):
+                    s_ = acc0[q * nblk + b]
+                    for p in range(1, npar):
+                        s_ = builder.fadd(s_, acc[p * width + q * nblk + b])
+                    dst = builder.gep(y.data, [builder.add(builder.add(builder.mul(const(q), ldy), cv),
+                                                           const(BL * b))])
+                    builder.store(s_, builder.bitcast(dst, vptr), align=4)
+            return context.get_dummy_value()
+        return sig, codegen
+
+    @intrinsic
+    def v4ger(typingctx, A, V, vc, r0, r1, c, Y, Tm):
+        """Z_q = sum_p Tm[q, p] · Y[p, c:c+16·nblk] (q, p < 4), then
+        A[i, c:c+16·nblk] -= sum_q V[i, vc + q]·Z_q for r0 <= i < r1: the block reflector update
+        A <- (I - V Tm' V^T) A, with Y = V^T A from v4gemv (Tm = T^T applies Q^T = H_{j+3}..H_j, Tm = T
+        applies Q = H_j..H_{j+3})."""
+        fty, nm = _ftype(A.dtype)
+        if fty is None:
+            return None
+        sig = types.void(A, V, vc, r0, r1, c, Y, Tm)
+
+        def codegen(context, builder, signature, args):
+            intp = context.get_value_type(types.intp)
+
+            def iv(q):
+                return context.cast(builder, args[q], signature.args[q], types.intp)
+
+            def const(q):
+                return ir.Constant(intp, q)
+            a = context.make_array(signature.args[0])(context, builder, args[0])
+            v = context.make_array(signature.args[1])(context, builder, args[1])
+            y = context.make_array(signature.args[6])(context, builder, args[6])
+            tm = context.make_array(signature.args[7])(context, builder, args[7])
+            ld = cgutils.unpack_tuple(builder, a.shape, 2)[1]
+            ldv = cgutils.unpack_tuple(builder, v.shape, 2)[1]
+            ldy = cgutils.unpack_tuple(builder, y.shape, 2)[1]
+            vcv, r0v, r1v, cv = iv(2), iv(3), iv(4), iv(5)
+            vty, fma, splat = _vec_helpers(context, builder, fty, nm)
+            vptr = vty.as_pointer()
+            z = []                                              # z[q][b]
+            for q in range(NB):
+                zq = []
+                for b in range(nblk):
+                    acc = None
+                    for p in range(NB):
+                        src = builder.add(builder.add(builder.mul(const(p), ldy), cv), const(BL * b))
+                        yv = builder.load(builder.bitcast(builder.gep(y.data, [src]), vptr), align=4)
+                        tqp = splat(builder.load(builder.gep(tm.data, [const(NB * q + p)])))
+                        acc = builder.fmul(tqp, yv) if acc is None else builder.call(fma, [tqp, yv, acc])
+                    zq.append(acc)
+                z.append(zq)
+
+            def body(i, _):
+                base = builder.add(builder.mul(i, ld), cv)
+                ptrs = [builder.bitcast(builder.gep(a.data, [builder.add(base, const(BL * b))]), vptr)
+                        for b in range(nblk)]
+                rows = [builder.load(p_, align=4) for p_ in ptrs]
+                vb = builder.add(builder.mul(i, ldv), vcv)
+                for q in range(NB):
+                    vq = splat(builder.fneg(builder.load(builder.gep(v.data, [builder.add(vb, const(q))]))))
+                    rows = [builder.call(fma, [vq, z[q][b], rows[b]]) for b in range(nblk)]
+                for p_, r_ in zip(ptrs, rows):
+                    builder.store(r_, p_, align=4)
+                return []
+            _loop(builder, intp, r0v, r1v, 1, [], body)
+            return context.get_dummy_value()
+        return sig, codegen
+    return v4gemv, v4ger
+
+
+_v4gemv, _v4ger = _make_v4(1)
+_v4gemv2, _v4ger2 = _make_v4(2)
+
+
+@device
+def _block_update(A, V, j0, r0, n, c0, KP, Y, Tm):
+    """A[r0:n, c0:KP] <- (I - V Tm' V^T) A[r0:n, c0:KP] for the panel of reflectors j0..j0+3, two 16-column
+    blocks per pass while two remain."""
+    c = c0
+    while c + 2 * BL <= KP:
+        _v4gemv2(A, V, j0, r0, n, c, Y)
+        _v4ger2(A, V, j0, r0, n, c, Y, Tm)
+        c += 2 * BL
+    if c < KP:
+        _v4gemv(A, V, j0, r0, n, c, Y)
+        _v4ger(A, V, j0, r0, n, c, Y, Tm)
 
 
 # --- QR -----------------------------------------------------------------------------------------------
@@ -476,7 +519,7 @@ def qr_own(A, V, T, Y, w, logr, nrm, n, k):
     Workspace: V (n, KP) zero on entry (v_j in column j, rows >= j), T (panels + 1, NB, NB) (the last one a
     scratch T^T), Y (NB, KP), w (KP,), nrm (KP,) float64.
     """
-    KP = A.shape[1]
+    KP = min(A.shape[1], ((k + BL - 1) // BL) * BL)     # the blocks that hold frame columns (not the state's)
     Tm = T[T.shape[0] - 1]
     for j0 in range(0, k, NB):
         j1 = min(j0 + NB, k)
@@ -517,19 +560,14 @@ def qr_own(A, V, T, Y, w, logr, nrm, n, k):
             for q in range(NB):
                 for r in range(NB):
                     Tm[q, r] = T[p, r, q]
-            for c in range(cb + BL, KP, BL):
-                _v4gemv(A, V, j0, j0, n, c, Y)
-                _v4ger(A, V, j0, j0, n, c, Y, Tm)
+            _block_update(A, V, j0, j0, n, cb + BL, KP, Y, Tm)
     for i in range(n):
         for c in range(KP):
             A[i, c] = 0
     for c in range(k):
         A[c, c] = 1
     for j0 in range(((k - 1) // NB) * NB, -1, -NB):
-        p = j0 // NB
-        for c in range((j0 // BL) * BL, KP, BL):
-            _v4gemv(A, V, j0, j0, n, c, Y)
-            _v4ger(A, V, j0, j0, n, c, Y, T[p])
+        _block_update(A, V, j0, j0, n, (j0 // BL) * BL, KP, Y, T[j0 // NB])
 
 
 @_called
