@@ -163,9 +163,13 @@ def lyapunov(W, k=None, *, steps, warmup=None, nonlinearity="linear", inputs=Non
 
     K = spec.n_records(steps, warmup, rec)
     kp = -(-(k + int(code != spec.LINEAR)) // spec.LANES) * spec.LANES
-    nbytes = (nb * R * (8 * k * (2 + spec.NBLOCKS + K) + n * dt.itemsize + 16)
-              + 2 * nb * n * n * dt.itemsize
-              + 4 * (n * kp + k * n + 64 * kp) * dt.itemsize)        # per-thread work buffers, generously
+    from .kernels.cpu import threads
+    nx = min(max(1, 512 // d), steps) * d                    # Gaussian inputs drawn per call
+    work = (3 * n * kp + 8 * max(kp, n + 16, nx, k * n) + 16 * (k // 4 + 2) + 4 * kp) * dt.itemsize \
+        + 32 * max(k, kp)                                    # one item's work arrays (kernels/cpu/lyapunov.py)
+    nbytes = (nb * R * (8 * k * (2 + spec.NBLOCKS + K) + n * dt.itemsize + 16)    # outputs, initial states
+              + nb * n * n * 8                                                 # the float64 copy (slogdet)
+              + threads.nthreads() * work)                                     # one item per thread
     _validate.memory(nbytes, f"lyapunov(W {tuple(W3.shape)}, k={k}, realizations={R}, "
                              f"record_every={record_every})")
 
