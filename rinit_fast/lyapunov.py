@@ -166,7 +166,7 @@ def lyapunov(W, k=None, *, steps, warmup=None, nonlinearity="linear", inputs=Non
     from .kernels.cpu import threads
     nx = min(max(1, 512 // d), steps) * d                    # Gaussian inputs drawn per call
     work = (3 * n * kp + 8 * max(kp, n + 16, nx, k * n) + 16 * (k // 4 + 2) + 4 * kp) * dt.itemsize \
-        + 32 * max(k, kp)                                    # one item's work arrays (kernels/cpu/lyapunov.py)
+        + 32 * max(k, kp)                          # one item's work arrays (kernels/cpu/lyapunov.py)
     nbytes = (nb * R * (8 * k * (2 + spec.NBLOCKS + K) + n * dt.itemsize + 16)    # outputs, initial states
               + nb * n * n * 8                                                 # the float64 copy (slogdet)
               + threads.nthreads() * work)                                     # one item per thread
