@@ -102,6 +102,17 @@ def test_matches_reference(dt, n, k, nonlinearity, every, rec, use_u):
             np.testing.assert_allclose(res.running[0, -1], res.exponents[0], rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("n,k,dt", [(256, 256, np.float64), (200, 130, np.float64), (97, 50, np.float32)])
+def test_large_sizes_match_reference(n, k, dt):
+    """Many 16-column blocks and panels (odd sizes, the two-block update path), a short tanh run."""
+    rng = np.random.default_rng(n)
+    W = (0.9 * _orthogonal(n, rng)).astype(dt)
+    x = (0.5 * rng.standard_normal((30, n))).astype(dt)
+    res = lyapunov(W, k, steps=30, warmup=5, nonlinearity="tanh", inputs=x, seed=3)
+    ref = lyapunov_ref(W, _frame(3, n, k, dt), 30, warmup=5, x=x, nonlinearity="tanh")
+    np.testing.assert_allclose(res.exponents[0], ref["exponents"], rtol=0, atol=tol(n, dt))
+
+
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
 def test_chaotic_short_horizon_matches_reference(dt):
     """A chaotic tanh network (gain 2.5): over a horizon short enough that rounding differences of the
