@@ -19,7 +19,7 @@ so that every reflector update is vectorised across columns, blocked by panels o
 (``qr_own``).  The primitives work on one 16-column block and are written as LLVM IR on ``<16 x T>``
 vectors, the accumulators in registers through the rows: Numba's loop vectoriser left a loop set-up and
 a scalar epilogue per row, on rows of 16-64 elements (2x slower), and LAPACK's xGEQRF + xORGQR (or
-xGELQF + xORGLQ on this layout) took 4.3x as long at n = k = 64, 1.4x at n = k = 256 and as long at
+xGELQF + xORGLQ on this layout) took 4x as long at n = k = 64, 1.3-1.4x at n = k = 256 and 1.1-1.3x at
 n = 256, k = 32 (bench/NOTES.md "Lyapunov").
 Each output is a fixed chain of fused multiply-adds, so its bits do not depend on the thread or the
 batch.
