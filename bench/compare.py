@@ -1,10 +1,11 @@
 """One command for every side-by-side comparison: runs bench/compare_*.py in one process, in turn.
 
-    python bench/compare.py [--only sampling,spectral] [--quick]
+    python bench/compare.py [--only sampling,spectral,lyapunov] [--quick]
 
 Each script times rinit_fast and the anchors people use today (NumPy, SciPy eigvals/eigs, torch, CuPy
 when present; compare_frameworks: rinit_fast.torch/.jax against torch's and JAX's own initialisers of
-real models) on the same work in the same run and prints times and ratios; this driver prints the
+real models; NumPy/SciPy QR loops for the Lyapunov spectra of compare_lyapunov.py) on the same work in the
+same run and prints times and ratios; this driver prints the
 machine first and forwards ``--quick`` to scripts that accept it.  Results for this project's machines
 are kept, dated, in bench/RESULTS.md.
 

@@ -484,3 +484,58 @@ def figure_format(fmt, formats):
     if not isinstance(fmt, str) or fmt.lower() not in formats:
         raise ValueError(f"format must be one of {', '.join(formats)} (the figure file format), got {fmt!r}")
     return fmt.lower()
+
+
+# --- rf.lyapunov -----------------------------------------------------------------------------------
+def lyapunov_weights(W):
+    """W for rf.lyapunov: a real (n, n) or (batch, n, n) float32/float64 host array with finite entries
+    and max|W|·n below the bound of rf.unroll (the scaled relu state and the frame's squared column norms
+    must stay finite).  Returns (W3, batched)."""
+    from . import _backend
+    if _backend.is_cupy(W) or hasattr(W, "__cuda_array_interface__"):
+        raise TypeError("rf.lyapunov runs on the CPU only (the CUDA kernel comes later, docs/lyapunov.md); "
+                        "pass a host array, e.g. cupy.asnumpy(W)")
+    if not isinstance(W, np.ndarray):
+        try:
+            W = np.asarray(W)
+        except Exception as exc:
+            raise TypeError(f"W must be an array, got {type(W).__name__}: {exc}") from exc
+    if W.dtype.kind == "c":
+        raise TypeError(f"W must be real (float32 or float64), got dtype {W.dtype}: the exponents of "
+                        f"rf.lyapunov are those of a real recurrence; pass W.real, or the real 2n x 2n form "
+                        f"[[Re W, -Im W], [Im W, Re W]] of a complex linear map")
+    if W.ndim in (2, 3) and W.dtype.name not in _REAL:
+        raise TypeError(f"W must be float32 or float64, got dtype {W.dtype}; convert with "
+                        f"W.astype('float32') or W.astype('float64')")
+    return unroll_weights(W)
+
+
+def lyapunov_k(k, n):
+    """k in 1..n (None: n)."""
+    if k is None:
+        return n
+    v = integer(k, "k")
+    if not 1 <= v <= n:
+        raise ValueError(f"k must be in 1..n = 1..{n} (the number of exponents; W is {n} x {n}), got {v}")
+    return v
+
+
+def lyapunov_schedule(steps, warmup, reortho_every, record_every):
+    """(steps, warmup, reortho_every, record_every or 0): steps >= 1, 0 <= warmup < steps (None: steps // 10),
+    reortho_every >= 1, record_every None or in 1..steps - warmup."""
+    from .spec.lyapunov import default_warmup
+    steps = positive_int(steps, "steps")
+    warmup = default_warmup(steps) if warmup is None else nonneg_int(warmup, "warmup")
+    if warmup >= steps:
+        raise ValueError(f"warmup must be < steps (the exponents average the steps after the warm-up), got "
+                         f"warmup={warmup}, steps={steps}; increase steps or lower warmup")
+    every = positive_int(reortho_every, "reortho_every")
+    if record_every is None:
+        rec = 0
+    else:
+        rec = integer(record_every, "record_every")
+        if not 1 <= rec <= steps - warmup:
+            raise ValueError(f"record_every must be None or in [1, steps - warmup] = [1, {steps - warmup}], "
+                             f"got {rec} (running estimates are recorded every record_every steps after "
+                             f"the warm-up)")
+    return steps, warmup, every, rec

@@ -76,10 +76,11 @@ FAMILIES = {
     "spectral": ("spectral",),
     "unroll": ("unroll",),
     "propagate": ("propagate",),
+    "lyapunov": ("lyapunov",),
 }
 """Kernel family -> the ``kernels/cpu`` modules whose kernels belong to it (absent modules are skipped)."""
 
-USES = {"spectral": ("sample",), "unroll": ("sample",), "propagate": ("sample",)}
+USES = {"spectral": ("sample",), "unroll": ("sample",), "propagate": ("sample",), "lyapunov": ("sample",)}
 """Family -> the other families its public calls also run: spectral draws its start vectors, unroll its
 initial states and tangents, propagate its materialised layers from the random stream, through the
 ``sample`` kernels (rinit_fast/rng.py, rinit_fast/sampling.py).  ``select`` adds them."""
