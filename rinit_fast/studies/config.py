@@ -356,7 +356,7 @@ def identity(cfg):
     return ident
 
 
-_LATER_KEYS = ("sweep", "propagate")
+_LATER_KEYS = ("sweep", "propagate", "lyapunov")
 """Keys added to the format after studies were written with it (absent from their identity when empty).
 A new measure's table belongs here too."""
 

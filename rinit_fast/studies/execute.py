@@ -207,6 +207,8 @@ def warm(cfg):
         tiny["unroll"].update(horizons=[every], realizations=1)
     if tiny.get("propagate"):
         tiny["propagate"].update(depth=min(2, tiny["propagate"]["depth"]), inputs=1)
+    if tiny.get("lyapunov"):
+        tiny["lyapunov"].update(steps=2, warmup=1, realizations=1)
     with _machine_lock():
         for i in range(len(tiny["schemes"])):
             index = (i, 0) + (0,) * len(tiny["sweep"])

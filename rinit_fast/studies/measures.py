@@ -417,5 +417,84 @@ def _put(row, key, est):
     row[key], row[f"{key}_ci_low"], row[f"{key}_ci_high"] = float(v), float(lo), float(hi)
 
 
-MEASURES = {m.name: m for m in (Spectral("radius"), Spectral("norm"), Unroll(), Propagate())}
+# --- Lyapunov spectra of the recurrence h_t = f(W h_{t-1} + x_t) (rf.lyapunov) ---------------------------
+
+class Lyapunov(Measure):
+    """``[lyapunov]``: the k largest Lyapunov exponents of each sample's matrix (``rf.lyapunov`` through
+    ``rinit_fast.lyapunov.measure``), with the Kaplan–Yorke dimension and the entropy rate.  ``k`` defaults
+    to the study's smallest width (the exponent dimension is the same in every cell); the gain and the
+    scheme's parameters sweep through ``[sweep]`` as for every measure."""
+
+    name = "lyapunov"
+    keys = ("k", "steps", "warmup", "nonlinearity", "reortho_every", "realizations", "inputs")
+
+    def normalize(self, d, cfg):
+        from .. import _validate
+        d = _table(d, "lyapunov")
+        _unknown(d, self.keys, "[lyapunov]")
+        if "steps" not in d:
+            raise ConfigError("[lyapunov] needs steps = <steps of the recurrence>, e.g. steps = 2000")
+        steps = _int(d["steps"], "lyapunov.steps", 2)
+        warmup = d.get("warmup")
+        warmup = steps // 10 if warmup is None else _int(warmup, "lyapunov.warmup", 0)
+        if warmup >= steps:
+            raise ConfigError(f"lyapunov.warmup must be < lyapunov.steps (the exponents average the steps "
+                              f"after the warm-up), got warmup={warmup}, steps={steps}")
+        k = min(cfg["widths"]) if d.get("k") is None else _int(d["k"], "lyapunov.k", 1)
+        if k > min(cfg["widths"]):
+            raise ConfigError(f"lyapunov.k must be <= the smallest width {min(cfg['widths'])} (an n x n "
+                              f"matrix has n exponents), got {k}")
+        try:
+            nl = _validate.nonlinearity(d.get("nonlinearity", "linear"))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"lyapunov.nonlinearity: {exc}") from None
+        inputs = d.get("inputs", "none")
+        if inputs not in ("none", "gaussian"):
+            raise ConfigError(f"lyapunov.inputs must be 'none' or 'gaussian' (x_t ~ N(0, I) from the stream, "
+                              f"as rf.unroll), got {inputs!r}")
+        return {"k": k, "steps": steps, "warmup": warmup, "nonlinearity": nl,
+                "reortho_every": _int(d.get("reortho_every", 1), "lyapunov.reortho_every", 1),
+                "realizations": _int(d.get("realizations", 1), "lyapunov.realizations", 1, 2 ** 24),
+                "inputs": inputs}
+
+    def check(self, spec, cfg):
+        cplx = [s["label"] for s in cfg["schemes"] if s["complex"]]
+        if cplx:
+            raise ConfigError(f"[lyapunov]: the exponents are those of a real recurrence, but {cplx} are "
+                              f"complex; run them in a study without [lyapunov]")
+
+    def dims(self, spec):
+        return {"lyap_realization": list(range(spec["realizations"])), "exponent": list(range(spec["k"]))}
+
+    _SCALARS = ("lyap_max", "lyap_kaplan_yorke", "lyap_entropy_rate", "lyap_volume_rate")
+
+    def arrays(self, spec):
+        out = {n: (("lyap_realization", "exponent"), np.dtype(np.float64))
+               for n in ("lyap_exponents", "lyap_stderr")}
+        out.update({n: (("lyap_realization",), np.dtype(np.float64)) for n in self._SCALARS})
+        return out
+
+    def compute(self, spec, work):
+        from ..lyapunov import measure
+        W = work.W
+        if not isinstance(W, np.ndarray):  # a CuPy batch: rf.lyapunov runs on the CPU
+            W = W.get()
+        r = measure(W, k=spec["k"], steps=spec["steps"], warmup=spec["warmup"],
+                    nonlinearity=spec["nonlinearity"], reortho_every=spec["reortho_every"],
+                    realizations=spec["realizations"], seed=work.seed, start=work.start,
+                    inputs=None if spec["inputs"] == "none" else "gaussian")
+        return {k: np.asarray(v, dtype=np.float64) for k, v in r.items()}
+
+    def summarize(self, spec, get, cell):
+        row = {}
+        for key in self._SCALARS:
+            per = np.ascontiguousarray(get(key)).mean(axis=1)  # per matrix: mean over its realisations
+            m, _, lo, hi = U.mean_ci(per)
+            row.update({f"{key}_mean": float(m), f"{key}_mean_ci_low": float(lo), f"{key}_mean_ci_high": float(hi)})
+        pos = np.ascontiguousarray(get("lyap_exponents")) > 0
+        row["lyap_positive_mean"] = float(pos.sum(axis=-1).mean())
+        return [({}, row)]
+
+
+MEASURES = {m.name: m for m in (Spectral("radius"), Spectral("norm"), Unroll(), Propagate(), Lyapunov())}
 """The registry: TOML table name -> Measure, in the order their arrays and columns appear."""

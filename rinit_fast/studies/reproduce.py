@@ -15,6 +15,9 @@ Layout of the report::
                                  intervals across matrices)
     REPORT/propagation.png, propagation_table.csv   variance profiles through depth ([propagate] studies,
                                  95% jackknife intervals across networks) beside the mean field
+    REPORT/lyapunov_edge.png, lyapunov_spectrum.png, lyapunov_table.csv   the edge of chaos: Lyapunov
+                                 spectra of tanh(g W h) against g and of the linear Glorot recurrence
+                                 beside log|eigenvalues| (rinit_fast/studies/lyapunov_report.py)
     REPORT/summary.md, summary.json   each finding with its numbers and their 95% Monte Carlo intervals
                                  (the same numbers in both); sentences say when a difference is within them
 """
@@ -190,6 +193,11 @@ def reproduce(out="rinit-report", *, backend="cpu", quick=False, seed=2026, prog
     # (d) depth ---------------------------------------------------------------------------------------
     summary["propagation"] = _propagation(out, {a: res[f"depth-{a}"] for a in PROP_ACTIVATIONS})
 
+    # (e) the edge of chaos: Lyapunov spectra (rinit_fast/studies/lyapunov_report.py) ---------------------
+    from .lyapunov_report import edge_of_chaos
+    lines, _figs = edge_of_chaos(out, quick=quick, seed=seed)
+    summary["lyapunov"] = lines
+
     summary["wall_s"] = time.perf_counter() - t0
     with open(os.path.join(out, "summary.json.tmp"), "w") as f:
         json.dump(summary, f, indent=1, default=_jsonable)
@@ -332,8 +340,9 @@ def _summary_md(s):
     L = ["# rinit-fast reproduce: summary", "",
          f"Backend {s['backend']}, seed {s['seed']}{' (quick settings: tiny sizes, numbers are noisy)' if s['quick'] else ''}; "
          f"wall time {s['wall_s']:.1f} s. Figures: radius_hist.png, powers.png, linear_rnn.png, "
-         f"tanh_tangent.png, propagation.png; tables: radius_table.csv, recurrence_table.csv, "
-         f"propagation_table.csv; the same numbers as JSON in summary.json.", "",
+         f"tanh_tangent.png, propagation.png, lyapunov_edge.png, lyapunov_spectrum.png; tables: "
+         f"radius_table.csv, recurrence_table.csv, propagation_table.csv, lyapunov_table.csv; the same "
+         f"numbers as JSON in summary.json.", "",
          "Every Monte Carlo number is followed by its 95% interval in brackets: Clopper–Pearson for "
          "probabilities, order statistics for quantiles, Student t across matrices for means and rates, "
          "the jackknife across networks for the depth statistics (docs/studies.md, \"Uncertainty\"). "
@@ -432,4 +441,6 @@ def _summary_md(s):
                  f"{_ci(r['preact_var_ratio'], lo, hi, 3, sig=True)}: {verdict}); the gradient variance at the "
                  f"input is {gr} times that at the last layer.")
     L.append("")
+    if s.get("lyapunov"):
+        L += list(s["lyapunov"]) + [""]
     return "\n".join(L)
