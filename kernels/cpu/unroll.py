@@ -1,8 +1,10 @@
-"""Long-horizon recurrence unrolls: h_t = f(W h_{t-1} + U x_t + b), norms in log scale.
+"""Long-horizon recurrence unrolls on the CPU: h_t = f(W h_{t-1} + U x_t + b), norms in log scale.
 
-One work item is one matrix ``m`` and one fixed chunk of realisations (rows of the state); it runs its
-own independent recurrence over all the steps, so threads never synchronise inside the time loop (one
-compiled call per work item, on a pool of Python threads: the kernel releases the GIL).  Every
+:func:`unroll` takes the plan of ``rinit_fast.spec.unroll`` and the prepared arrays (the CUDA launcher,
+kernels/cuda/unroll_launch.py, takes the same arguments).  One work item is one matrix ``m`` and one
+fixed chunk of realisations (rows of the state, ``spec.unroll.nchunks``); it runs its own recurrence
+over all the steps, so threads never synchronise inside the time loop: one call of the compiled
+:func:`run_item` per work item (it releases the GIL) on the thread pool of kernels/cpu/threads.py.  Every
 realisation is computed by the same operations whatever the chunk, the batch or the thread count, so its
 bits do not depend on them.
 
@@ -16,116 +18,49 @@ and when ||g|| leaves [2**-RENORM_EXP, 2**RENORM_EXP], g is multiplied by 2**-k 
 so that ||g|| returns to [1/2, 1).  Multiplying by a power of two is exact, so as long as nothing
 underflows the result is bit for bit what the unscaled computation would give, and ``log||h_t|| =
 log||g|| + e log 2`` stays exact long after ||h_t|| would overflow.  The exponent never drops below
-``e_floor`` (the exponent of a bound on |U x_t + b|, computed by the API), so the scaled inputs stay <= 1
-and cannot overflow.  The tangent ``v_t = D_t W v_{t-1}`` is linear in v and is renormalised freely.
+``e_floor`` (spec.unroll.e_floor), so the scaled inputs stay <= 1 and cannot overflow.  The tangent
+``v_t = D_t W v_{t-1}`` is linear in v and is renormalised freely.
 
-The matrix products use the register-blocked micro-kernel below on a copy of [W^T; U^T] packed once per
-work item (W is fixed for all the steps, so unlike a BLAS call nothing is re-packed per step): each entry
-of W g is one chain of fused multiply-adds over k in order 0..K-1, so its bits do not depend on the
-blocking, the chunk, the thread count or the instruction set.  Inputs are drawn inside the time loop from
-the Philox stream (whole blocks; values (t-1)*d .. t*d-1 of stream (c2 = c2_start + m, c3 = c3_base +
-r)), and are never stored.
+The products W g (+ U x_t) and W v are kernels/cpu/packed_gemm.py's micro-kernel on [Wᵀ; Uᵀ] packed
+once per work item (W is fixed for all the steps, so unlike a BLAS call nothing is re-packed per step):
+each entry is one chain of fused multiply-adds over k in order, so its bits do not depend on the
+blocking, the chunk, the thread count or the instruction set.  Gaussian inputs come from the one stream
+body (kernels/cpu/stream.py ``fill_normal``) inside the time loop, several steps of a row per call
+(values (t-1)·d .. of stream (c2 = c2_start + m, c3 = c3_base + r)), and are never stored.
+
+What is compiled (docs/unroll.md "Compilation"): one :func:`run_item` per dtype, on its first use; it
+covers every input mode, nonlinearity and the tangent (runtime branches outside the inner loops), so a
+new mode costs nothing.  The stream fill, the matrix product and the per-row helpers (norm, log,
+renormalisation) are compiled once per dtype as functions of their own and called; only small
+arithmetic (tanh, exp, casts) is inlined.  Work buffers are allocated here, in Python, not in the
+compiled code.
 """
 from __future__ import annotations
 
 import math
 
-import llvmlite.binding as llvm
 import numba
 import numpy as np
-from llvmlite import ir
 from numba import types
-from numba.core import cgutils
-from numba.extending import intrinsic, overload
+from numba.extending import overload
 
-from rinit_fast.spec.activations import LINEAR, RELU, TANH  # noqa: F401  (one code table)
+from rinit_fast.spec import unroll as S
+from rinit_fast.spec.activations import RELU, TANH
 
 from . import threads
 from ._jit import _COMMON, device, kernel
-from .philox import M32, box_muller_f32, box_muller_f64, f64_as_u64, philox4x32_10, u64_as_f64
+from .packed_gemm import gemm_packed, pack_panels, panel_width
+from .philox import f64_as_u64, u64_as_f64
+from .stream import fill_normal
 
-# Large helpers are compiled as functions of their own (called, not inlined): inlining the Philox
-# generator and the per-item time loop into the parallel kernel made its first compilation take minutes.
-# They carry the project's options (kernels/cpu/_jit.py) and compile lazily, for the caller's types.
-_OPTS = dict(_COMMON)
-_called = numba.njit(**_OPTS)   # per-row helpers: compiled once, called (not inlined at Numba IR level)
+NO_INPUT, GAUSSIAN = S.NO_INPUT, S.GAUSSIAN
+LANES = S.LANES
+NO_FLOOR = S.NO_FLOOR
+_HI = S.RENORM_HI
+_LO = S.RENORM_LO
+LN2 = S.LN2
 
-RENORM_EXP = 20            # renormalise when ||g|| leaves [2**-20, 2**20]
-_HI = 2.0 ** (2 * RENORM_EXP)
-_LO = 2.0 ** (-2 * RENORM_EXP)
-LN2 = math.log(2.0)
-LANES = 16                 # partial sums of the norm (fixed, so the bits do not depend on the ISA)
-
-NO_INPUT, GAUSSIAN, ARRAY = 0, 1, 2
-NO_FLOOR = -(1 << 62)
-
-
-# --- the input stream: values v0 .. v0+count-1 in whole Philox blocks (one compiled function per dtype) ---
-# Blocks are generated SUPER at a time (an inner loop of constant trip count, fully vectorised, with no
-# scalar remainder loop: with a variable trip count, LLVM's scalar epilogue handled up to 31 of the
-# 16-126 blocks of a step, and generation ran at 4-5 ns/value instead of ~1.2).  The buffer holds
-# ``buffer_len(count)`` values; the few extra values past the end are never used.
-SUPER = 16
-GEN_VALUES = 512           # values drawn per call: several steps at once when d is small
-
-
-@device
-def buffer_len(count):
-    """Length of the generation buffer for ``count`` values (either mapping, any offset)."""
-    return (count // 2 + 2 + SUPER) // SUPER * SUPER * 4
-
-
-@numba.njit(**_OPTS)
-def normals_into_f32(buf, v0, count, c2, c3, k0, k1):
-    """buf[4j + l] = lane l of block v0//4 + j of the float32 normal stream, j < ceil(...) rounded up to
-    a multiple of SUPER; returns v0 % 4 (the position of value v0 in buf)."""
-    b0 = v0 >> np.uint64(2)
-    off = v0 & np.uint64(3)
-    nsup = (((off + count + np.uint64(3)) >> np.uint64(2)) + np.uint64(SUPER - 1)) // np.uint64(SUPER)
-    for sb in range(nsup):
-        base = sb * np.uint64(SUPER)
-        for jj in range(SUPER):
-            j = base + np.uint64(jj)
-            b = b0 + j
-            x0, x1, x2, x3 = philox4x32_10(b & M32, b >> np.uint64(32), c2, c3, k0, k1)
-            z0, z1 = box_muller_f32(x0, x1)
-            z2, z3 = box_muller_f32(x2, x3)
-            i = j << np.uint64(2)
-            buf[i] = z0
-            buf[i + np.uint64(1)] = z1
-            buf[i + np.uint64(2)] = z2
-            buf[i + np.uint64(3)] = z3
-    return off
-
-
-@numba.njit(**_OPTS)
-def normals_into_f64(buf, v0, count, c2, c3, k0, k1):
-    """float64 twin of normals_into_f32 (2 values per block); returns v0 % 2."""
-    b0 = v0 >> np.uint64(1)
-    off = v0 & np.uint64(1)
-    nsup = (((off + count + np.uint64(1)) >> np.uint64(1)) + np.uint64(SUPER - 1)) // np.uint64(SUPER)
-    for sb in range(nsup):
-        base = sb * np.uint64(SUPER)
-        for jj in range(SUPER):
-            j = base + np.uint64(jj)
-            b = b0 + j
-            x0, x1, x2, x3 = philox4x32_10(b & M32, b >> np.uint64(32), c2, c3, k0, k1)
-            z0, z1 = box_muller_f64(x0, x1, x2, x3)
-            i = j << np.uint64(1)
-            buf[i] = z0
-            buf[i + np.uint64(1)] = z1
-    return off
-
-
-def fill_normals(buf, v0, count, c2, c3, k0, k1):
-    """normals_into_f32 or normals_into_f64, by the dtype of ``buf`` (resolved at compile time)."""
-
-
-@overload(fill_normals, inline="always")
-def _fill_normals_ov(buf, v0, count, c2, c3, k0, k1):
-    if buf.dtype == types.float32:
-        return lambda buf, v0, count, c2, c3, k0, k1: normals_into_f32(buf, v0, count, c2, c3, k0, k1)
-    return lambda buf, v0, count, c2, c3, k0, k1: normals_into_f64(buf, v0, count, c2, c3, k0, k1)
+_called = numba.njit(**_COMMON)   # per-row helpers: compiled once per signature, called (not inlined)
 
 
 def cast_like(ref, x):
@@ -154,9 +89,9 @@ def pow2(k):
 # |y| < 0.625: Cephes' rational form tanh(y) = y + y·y²·P(y²)/Q(y²); above: (1 - q)/(1 + q), q = e^{-2|y|}.
 _TP = (-9.64399179425052238628e-1, -9.92877231001918586564e1, -1.61468768441708447952e3)
 _TQ = (1.12811678491632931402e2, 2.23548839060100448583e3, 4.84406305325125486048e3)
-_LOG2E = 1.4426950408889634
-_LN2_HI = 6.93147180369123816490e-01
-_LN2_LO = 1.90821492927058770002e-10
+_LOG2E = S.EXP_LOG2E
+_LN2_HI = S.EXP_LN2_HI
+_LN2_LO = S.EXP_LN2_LO
 _EXP_C = tuple(1.0 / math.factorial(k) for k in range(14))
 
 
@@ -259,157 +194,7 @@ def renorm_exponent(s, e, floor):
     return e
 
 
-# --- the matrix product: C[r, :] = A[r, :K] @ [W^T; U^T][:K]  (register-blocked micro-kernel) --------
-# Written as LLVM IR with explicit vector types: Numba cannot keep a tile of accumulators in registers
-# (20-35 GFLOP/s with accumulators in memory, when this kernel was written).  This kernel: 104 GFLOP/s
-# per core at n = 500, R = 50 (the 1-thread sgemm ceiling), against 60.5 for the per-step BLAS call it
-# replaced, which packs W on every call (bench/NOTES.md "Unroll").
-# B is packed in panels P[p, k, 0:NR] = B[k, p*NR : (p+1)*NR] (zero-padded past n).  A tile is MR rows
-# by NR = NV vectors of LANES floats; the MR*NV accumulators stay in registers through the k loop.
-_FEATURES = llvm.get_host_cpu_features()
-WIDE = bool(_FEATURES.get("avx512f", False))       # 32 vector registers of 16 float32
-LANES32 = 16 if WIDE else 8
-LANES64 = LANES32 // 2
-NV = 2                                             # vectors per tile row
-MR_MAX = 12 if WIDE else 6                         # MR*NV + NV + 1 registers must fit
-
-
-def _make_microkernel(MR):
-    @intrinsic
-    def microkernel(typingctx, A, r0, P, p, kuse, C):
-        """C[r0:r0+MR, p*NR:(p+1)*NR] = A[r0:r0+MR, :kuse] @ P[p, :kuse, :] (C-contiguous arrays)."""
-        if A.dtype == types.float32:
-            fty, L, name = ir.FloatType(), LANES32, "f32"
-        elif A.dtype == types.float64:
-            fty, L, name = ir.DoubleType(), LANES64, "f64"
-        else:
-            return None
-        sig = types.void(A, r0, P, p, kuse, C)
-
-        def codegen(context, builder, signature, args):
-            a_arr = context.make_array(signature.args[0])(context, builder, args[0])
-            p_arr = context.make_array(signature.args[2])(context, builder, args[2])
-            c_arr = context.make_array(signature.args[5])(context, builder, args[5])
-            intp = context.get_value_type(types.intp)
-
-            def ival(i):
-                return context.cast(builder, args[i], signature.args[i], types.intp)
-
-            def const(v):
-                return ir.Constant(intp, v)
-            lda = cgutils.unpack_tuple(builder, a_arr.shape, 2)[1]
-            ldc = cgutils.unpack_tuple(builder, c_arr.shape, 2)[1]
-            pshape = cgutils.unpack_tuple(builder, p_arr.shape, 3)
-            r0v, pv, kv = ival(1), ival(3), ival(4)
-            NR = L * NV
-            a_base = builder.gep(a_arr.data, [builder.mul(r0v, lda)])
-            b_base = builder.gep(p_arr.data, [builder.mul(pv, builder.mul(pshape[1], pshape[2]))])
-            c_base = builder.gep(c_arr.data, [builder.add(builder.mul(r0v, ldc), builder.mul(pv, const(NR)))])
-            vty = ir.VectorType(fty, L)
-            vptr = vty.as_pointer()
-            fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty, vty, vty]),
-                                                 f"llvm.fma.v{L}{name}")
-            i32 = ir.IntType(32)
-            undef = ir.Constant(vty, ir.Undefined)
-            splat_mask = ir.Constant(ir.VectorType(i32, L), [0] * L)
-            zero = ir.Constant(vty, [0.0] * L)
-            entry = builder.block
-            loop = builder.append_basic_block("mk_loop")
-            done = builder.append_basic_block("mk_done")
-            builder.branch(loop)
-            builder.position_at_end(loop)
-            k = builder.phi(intp)
-            k.add_incoming(const(0), entry)
-            acc = [[builder.phi(vty) for _ in range(NV)] for _ in range(MR)]
-            for row in acc:
-                for ph in row:
-                    ph.add_incoming(zero, entry)
-            bk = builder.gep(b_base, [builder.mul(k, const(NR))])
-            bv = [builder.load(builder.bitcast(builder.gep(bk, [const(v * L)]), vptr), align=4)
-                  for v in range(NV)]
-            new = []
-            for r in range(MR):
-                a = builder.load(builder.gep(a_base, [builder.add(builder.mul(const(r), lda), k)]))
-                av = builder.shuffle_vector(builder.insert_element(undef, a, ir.Constant(i32, 0)), undef,
-                                            splat_mask)
-                new.append([builder.call(fma, [av, bv[v], acc[r][v]]) for v in range(NV)])
-            k1 = builder.add(k, const(1))
-            tail = builder.block
-            k.add_incoming(k1, tail)
-            for r in range(MR):
-                for v in range(NV):
-                    acc[r][v].add_incoming(new[r][v], tail)
-            builder.cbranch(builder.icmp_signed("<", k1, kv), loop, done)
-            builder.position_at_end(done)
-            for r in range(MR):
-                crow = builder.gep(c_base, [builder.mul(const(r), ldc)])
-                for v in range(NV):
-                    builder.store(new[r][v], builder.bitcast(builder.gep(crow, [const(v * L)]), vptr),
-                                  align=4)
-            return context.get_dummy_value()
-        return sig, codegen
-    return microkernel
-
-
-(_mk1, _mk2, _mk3, _mk4, _mk5, _mk6, _mk7, _mk8, _mk9, _mk10, _mk11,
- _mk12) = [_make_microkernel(mr) for mr in range(1, 13)]
-
-
-@device
-def _microkernel(A, r, P, p, kuse, C, mr):
-    if mr == 12:
-        _mk12(A, r, P, p, kuse, C)
-    elif mr == 11:
-        _mk11(A, r, P, p, kuse, C)
-    elif mr == 10:
-        _mk10(A, r, P, p, kuse, C)
-    elif mr == 9:
-        _mk9(A, r, P, p, kuse, C)
-    elif mr == 8:
-        _mk8(A, r, P, p, kuse, C)
-    elif mr == 7:
-        _mk7(A, r, P, p, kuse, C)
-    elif mr == 6:
-        _mk6(A, r, P, p, kuse, C)
-    elif mr == 5:
-        _mk5(A, r, P, p, kuse, C)
-    elif mr == 4:
-        _mk4(A, r, P, p, kuse, C)
-    elif mr == 3:
-        _mk3(A, r, P, p, kuse, C)
-    elif mr == 2:
-        _mk2(A, r, P, p, kuse, C)
-    else:
-        _mk1(A, r, P, p, kuse, C)
-
-
-@numba.njit(**_OPTS)
-def gemm_packed(A, P, C, kuse):
-    """C[:, :npan*NR] = A[:, :kuse] @ B[:kuse] with B packed in P (npan, K, NR).  Panels outside (each
-    panel, K x NR, stays in L2 while every row block uses it); rows in blocks of at most MR_MAX, as
-    even as possible (25 rows: 9, 8, 8)."""
-    M = A.shape[0]
-    nblk = (M + MR_MAX - 1) // MR_MAX
-    for p in range(P.shape[0]):
-        r = 0
-        for blk in range(nblk):
-            mr = (M - r) // (nblk - blk)
-            _microkernel(A, r, P, p, kuse, C, mr)
-            r += mr
-
-
-def panel_width(W):
-    """NR, the width of a packed panel, for the dtype of ``W``."""
-
-
-@overload(panel_width, inline="always")
-def _panel_width_ov(W):
-    nr = NV * (LANES32 if W.dtype == types.float32 else LANES64)
-    return lambda W: nr
-
-
-_T32 = types.float32
-_T64 = types.float64
+# --- the time loop of one work item -----------------------------------------------------------------
 _I64 = types.int64
 _U64 = types.uint64
 
@@ -417,113 +202,55 @@ _U64 = types.uint64
 def _sig(T):
     """Signature of ``run_item`` for dtype T."""
     return types.void(
-        T[:, :, ::1],            # W (nb, n, n)
-        T[:, ::1],               # UT (du, n): U transposed, du = 0 without U
+        T[:, :, ::1],            # P: [Wᵀ; Uᵀ] of the matrix, packed (packed_gemm.pack_panels)
         T[::1],                  # bias (n,) or (0,)
-        T[:, :, :, ::1],         # xarr (Bx, Rx, steps, d) for array inputs (else a dummy)
-        T[:, :, ::1],            # G0 (nb, R, n): initial g
-        _I64[:, ::1],            # E0 (nb, R): initial exponents
-        T[:, :, ::1],            # V0 (nb, R, n) (dummy without tangent)
-        _I64[:, ::1],            # EV0
-        _I64, _I64, _I64, _I64,  # steps, record_every, input_mode, nonlinearity
-        _I64, _I64, _I64,        # tangent, e_floor, d
-        _U64, _U64, _U64, _U64,  # k0, k1, c2_start, c3_base (stream of the inputs)
+        T[:, :, ::1],            # X (Rx, steps, d): the matrix's inputs array (a dummy unless ARRAY)
+        T[:, ::1],               # A (Rc, K): rows [g | x_t 2**-e (with U)], g = the initial state on entry
+        T[:, ::1],               # C (Rc, npan·NR): the product
+        _I64[::1],               # E (Rc,): exponents (initial on entry, final on exit)
+        T[:, ::1], T[:, ::1],    # V (Rc, n) tangent (initial on entry), CV (Rc, npan·NR); (0, .) without
+        _I64[::1],               # EV (Rc,) or (0,)
+        T[::1],                  # XB: the Gaussian input buffer (Rc·S·d,) or (0,)
+        types.float64[::1],      # acc (LANES,): scratch of sumsq
+        types.float64[:, ::1],   # out_log (R, K) of the matrix
+        types.float64[:, ::1],   # out_tlog (R, K) of the matrix (a dummy without tangent)
+        _I64, _I64, _I64, _I64,  # n, steps, record_every, input_mode
+        _I64, _I64, _I64,        # nonlin, tangent, e_floor
+        _I64, _I64,              # d, S (steps of inputs drawn per call)
+        _U64, _U64, _U64, _U64,  # k0, k1, c2 (= c2_start + m), c3_base (stream of the inputs)
         T,                       # input_scale
-        types.float64[:, :, ::1],  # out_log (nb, R, K)
-        types.float64[:, :, ::1],  # out_tlog (nb, R, K) (dummy without tangent)
-        T[:, :, ::1], _I64[:, ::1],  # out_g, out_e: final state g and exponent
-        T[:, :, ::1], _I64[:, ::1],  # out_v, out_ev: final tangent (dummies without tangent)
-        _I64, _I64, _I64,        # m, r0, r1: the work item
+        _I64,                    # r0: the first realisation of the chunk
     )
 
 
-def unroll(W, UT, bias, xarr, G0, E0, V0, EV0, steps, record_every, input_mode, nonlin, tangent,
-           nchunks, e_floor, d, k0, k1, c2_start, c3_base, input_scale, out_log, out_tlog, out_g,
-           out_e, out_v, out_ev):
-    """Run the recurrences of every matrix of W and every realisation; see the module docstring.
-
-    Work item = (matrix m, chunk c of the realisations): one call of the compiled ``run_item`` (which
-    releases the GIL), spread over ``threads.nthreads()`` Python threads (kernels/cpu/threads.py).  No Numba parallel region:
-    the prange wrapper that this replaces took as long to compile as the time loop itself (bench/NOTES.md
-    "Unroll"), and each dtype now compiles only when it is used."""
-    nb = W.shape[0]
-    R = G0.shape[1]
-    fn = (_run_item_f32 if W.dtype == np.float32 else _run_item_f64).dispatcher
-    args = (W, UT, bias, xarr, G0, E0, V0, EV0, np.int64(steps), np.int64(record_every),
-            np.int64(input_mode), np.int64(nonlin), np.int64(tangent), np.int64(e_floor), np.int64(d),
-            np.uint64(k0), np.uint64(k1), np.uint64(c2_start), np.uint64(c3_base), input_scale,
-            out_log, out_tlog, out_g, out_e, out_v, out_ev)
-    items = []
-    for m in range(nb):
-        for c in range(nchunks):
-            items.append((np.int64(m), np.int64((c * R) // nchunks), np.int64(((c + 1) * R) // nchunks)))
-
-    threads.run_tasks(lambda i: fn(*args, *items[i]), len(items))
-
-
-def run_item(W, UT, bias, xarr, G0, E0, V0, EV0, steps, record_every, input_mode, nonlin, tangent,
-             e_floor, d, k0, k1, c2_start, c3_base, input_scale, out_log, out_tlog, out_g, out_e,
-             out_v, out_ev, m, r0, r1):
-    """The whole time loop of matrix m, realisations r0..r1-1 (one work item)."""
-    n = W.shape[1]
-    du = UT.shape[0]
-    K = n + du
+def run_item(P, bias, X, A, C, E, V, CV, EV, XB, acc, out_log, out_tlog, n, steps, record_every, input_mode,
+             nonlin, tangent, e_floor, d, S, k0, k1, c2, c3_base, input_scale, r0):
+    """The whole time loop of one matrix and realisations r0 .. r0 + A.shape[0] - 1 (one work item)."""
+    K = P.shape[1]
+    du = K - n
+    Rc = A.shape[0]
     nbias = bias.shape[0]
-    Rx = xarr.shape[1]
-    mx = m if xarr.shape[0] > 1 else 0
+    Rx = X.shape[0]
     sig64 = np.float64(input_scale)
-    Rc = r1 - r0
-    # [W^T; U^T] (K, n) packed in panels: row i of A @ it is W g_i (+ U x_i); columns >= n are zero
-    NR = panel_width(W)
-    npan = (n + NR - 1) // NR
-    P = np.zeros((npan, K, NR), dtype=W.dtype)
-    for i in range(n):
-        pi = i // NR
-        ji = i - pi * NR
-        for k in range(n):
-            P[pi, k, ji] = W[m, i, k]
-        for k in range(du):
-            P[pi, n + k, ji] = UT[k, i]
-    A = np.zeros((Rc, K), dtype=W.dtype)       # rows: [g_r | x_t 2**-e_r (with U)]
-    C = np.empty((Rc, npan * NR), dtype=W.dtype)
-    E = np.empty(Rc, dtype=np.int64)
-    for rr in range(Rc):
-        for i in range(n):
-            A[rr, i] = G0[m, r0 + rr, i]
-        E[rr] = E0[m, r0 + rr]
-    nv = Rc if tangent else 0
-    V = np.empty((nv, n), dtype=W.dtype)
-    CV = np.empty((nv, npan * NR), dtype=W.dtype)
-    EV = np.empty(nv, dtype=np.int64)
-    for rr in range(nv):
-        for i in range(n):
-            V[rr, i] = V0[m, r0 + rr, i]
-        EV[rr] = EV0[m, r0 + rr]
-    # Gaussian inputs: S steps of a row are consecutive values of its stream, drawn in one call
-    S = min(max(1, GEN_VALUES // d), steps) if input_mode == GAUSSIAN else 1
-    XB = np.empty((Rc if input_mode == GAUSSIAN else 0, buffer_len(S * d)), dtype=W.dtype)
-    offs = np.zeros(Rc, dtype=np.uint64)
-    acc = np.empty(LANES, dtype=np.float64)
-    c2 = (c2_start + np.uint64(m)) & M32
+    one = cast_like(XB, 1.0)
+    SD = S * d
     du64 = np.uint64(d)
 
     for t in range(1, steps + 1):
         js = (t - 1) % S
-        if input_mode == GAUSSIAN and js == 0:
-            cnt = np.uint64(min(S, steps - t + 1)) * du64
+        if input_mode == GAUSSIAN and js == 0:       # S steps of each row: consecutive values of its stream
+            cnt = min(S, steps - t + 1) * d
             for rr in range(Rc):
-                offs[rr] = fill_normals(XB[rr], np.uint64(t - 1) * du64, cnt, c2,
-                                        c3_base + np.uint64(r0 + rr), k0, k1)
+                fill_normal(XB, rr * SD, (t - 1) * d, cnt, c2, c3_base + np.uint64(r0 + rr), k0, k1, one)
         if du > 0 and input_mode != NO_INPUT:      # inputs enter the product: A[:, n:] = x_t 2**-e
             for rr in range(Rc):
-                r = r0 + rr
                 cx = cast_like(A, sig64 * pow2(-E[rr]))
                 arow = A[rr]
                 if input_mode == GAUSSIAN:
-                    xs = XB[rr]
-                    base = offs[rr] + np.uint64(js) * du64
+                    xs = XB
+                    base = np.uint64(rr * SD + js * d)
                 else:
-                    xs = xarr[mx, r if Rx > 1 else 0, t - 1]
+                    xs = X[r0 + rr if Rx > 1 else 0, t - 1]
                     base = np.uint64(0)
                 for i in range(d):
                     arow[n + i] = xs[base + np.uint64(i)] * cx
@@ -541,10 +268,10 @@ def run_item(W, UT, bias, xarr, G0, E0, V0, EV0, steps, record_every, input_mode
             if du == 0 and input_mode != NO_INPUT:
                 cx = cast_like(A, sig64 * pow2(-e))
                 if input_mode == GAUSSIAN:
-                    xs = XB[rr]
-                    base = offs[rr] + np.uint64(js) * du64
+                    xs = XB
+                    base = np.uint64(rr * SD + js * d)
                 else:
-                    xs = xarr[mx, r if Rx > 1 else 0, t - 1]
+                    xs = X[r if Rx > 1 else 0, t - 1]
                     base = np.uint64(0)
                 for i in range(n):
                     arow[i] = crow[i] + xs[base + np.uint64(i)] * cx
@@ -592,7 +319,7 @@ def run_item(W, UT, bias, xarr, G0, E0, V0, EV0, steps, record_every, input_mode
             # norm, record, renormalise
             ss = sumsq(arow, n, acc)
             if rec:
-                out_log[m, r, kk] = log_norm(ss, e)
+                out_log[r, kk] = log_norm(ss, e)
             ne = renorm_exponent(ss, e, e_floor)
             if ne != e:
                 scale_row(arow, n, ne - e)
@@ -602,22 +329,66 @@ def run_item(W, UT, bias, xarr, G0, E0, V0, EV0, steps, record_every, input_mode
                 ev = EV[rr]
                 sv = sumsq(vrow, n, acc)
                 if rec:
-                    out_tlog[m, r, kk] = log_norm(sv, ev)
+                    out_tlog[r, kk] = log_norm(sv, ev)
                 nev = renorm_exponent(sv, ev, NO_FLOOR)
                 if nev != ev:
                     scale_row(vrow, n, nev - ev)
                     EV[rr] = nev
 
-    for rr in range(Rc):
-        for i in range(n):
-            out_g[m, r0 + rr, i] = A[rr, i]
-        out_e[m, r0 + rr] = E[rr]
-    for rr in range(nv):
-        for i in range(n):
-            out_v[m, r0 + rr, i] = V[rr, i]
-        out_ev[m, r0 + rr] = EV[rr]
-
 
 # one kernel per dtype, compiled (or loaded from the cache) on first use
-_run_item_f32 = kernel(_sig(_T32))(run_item)
-_run_item_f64 = kernel(_sig(_T64))(run_item)
+_RUN_ITEM = {np.dtype(np.float32): kernel(_sig(types.float32))(run_item),
+             np.dtype(np.float64): kernel(_sig(types.float64))(run_item)}
+
+
+def steps_per_draw(p):
+    """Steps of Gaussian inputs a row draws per call: spec.unroll.GEN_VALUES values, at least one step."""
+    return min(max(1, S.GEN_VALUES // p.d), p.steps) if p.mode == GAUSSIAN else 1
+
+
+def unroll(plan, W, UT, bias, xarr, G0, E0, V0, EV0, out):
+    """Run the recurrences of every matrix of W (batch, n, n) and every realisation (spec.unroll.Plan
+    ``plan``); fill the arrays of ``out`` (a dict, spec.unroll.OUTPUTS).  UT (du, n) is U transposed
+    (du = 0 without U), bias (n,) or (0,), xarr (Bx, Rx, steps, d) the inputs array (a dummy unless
+    plan.mode is ARRAY); the initial states are G0 (batch, R, n) · 2**E0 (batch, R) and, with the
+    tangent, V0 · 2**EV0.  All C-contiguous host arrays in W's dtype (exponents int64)."""
+    p = plan
+    dt = np.dtype(W.dtype)
+    fn = _RUN_ITEM[dt].dispatcher
+    n, K = p.n, p.n + p.du
+    nr = panel_width(dt)
+    ncol = -(-n // nr) * nr
+    spd = steps_per_draw(p)
+    tangent = p.tangent
+    out_log, out_tlog = out["log_norm"], out["tangent_log_norm"]
+    out_g, out_e = out["final_state"], out["final_exponent"]
+    out_v, out_ev = out["final_tangent"], out["final_tangent_exponent"]
+    scal = (np.int64(n), np.int64(p.steps), np.int64(p.record_every), np.int64(p.mode), np.int64(p.nonlin),
+            np.int64(tangent), np.int64(p.e_floor), np.int64(p.d), np.int64(spd), np.uint64(p.k0),
+            np.uint64(p.k1))
+    nch = p.nchunks
+    items = [(m, *S.chunk(p.R, nch, c)) for m in range(p.batch) for c in range(nch)]
+
+    def task(i):
+        m, r0, r1 = items[i]
+        Rc = r1 - r0
+        B = W[m].T if p.du == 0 else np.concatenate((W[m].T, UT))
+        P = pack_panels(B, dt)
+        A = np.zeros((Rc, K), dt)
+        A[:, :n] = G0[m, r0:r1]
+        E = E0[m, r0:r1].copy()
+        nv = Rc if tangent else 0
+        V = V0[m, r0:r1].copy() if tangent else np.empty((0, n), dt)
+        EV = EV0[m, r0:r1].copy() if tangent else np.empty(0, np.int64)
+        fn(P, bias, xarr[m if xarr.shape[0] > 1 else 0], A, np.empty((Rc, ncol), dt), E, V,
+           np.empty((nv, ncol), dt), EV, np.empty(Rc * spd * p.d if p.mode == GAUSSIAN else 0, dt),
+           np.empty(LANES), out_log[m], out_tlog[m if tangent else 0], *scal,
+           np.uint64((p.c2_start + m) & 0xFFFFFFFF), np.uint64(p.c3_base), dt.type(p.input_scale),
+           np.int64(r0))
+        out_g[m, r0:r1] = A[:, :n]
+        out_e[m, r0:r1] = E
+        if tangent:
+            out_v[m, r0:r1] = V
+            out_ev[m, r0:r1] = EV
+
+    threads.run_tasks(task, len(items))
