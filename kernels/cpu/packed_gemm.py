@@ -7,6 +7,7 @@ kernel that multiplies many small row blocks by one fixed matrix.  The stable in
                                           AVX-512, 16 / 8 without)
     pack_panels(B, dtype) -> P            Python (NumPy): B (K, N) packed as P (ceil(N / NR), K, NR),
                                           P[p, k, j] = B[k, p·NR + j], zero past column N - 1
+    aligned_empty(shape, dtype) -> C      Python: a 64-byte aligned array (for C: aligned vector stores)
     gemm_packed(A, P, C, kuse)            Numba (callable from jitted code and from Python):
                                           C[:, :npan·NR] = A[:, :kuse] @ P-packed B[:kuse]; A (M, >= kuse),
                                           C (M, >= npan·NR), both C-contiguous, of P's dtype; kuse >= 1
@@ -80,16 +81,34 @@ def panel_width(dtype):
     return NV * (LANES32 if np.dtype(dtype) == np.float32 else LANES32 // 2)
 
 
+ALIGN = 64
+"""Byte alignment of packed panels and product rows: one vector load never straddles two cache lines
+(NumPy aligns to 16 bytes, Numba to 32; a 64-byte AVX-512 load at offset 32 spans two lines)."""
+
+
+def aligned_empty(shape, dtype, align=ALIGN):
+    """An uninitialised C-contiguous array whose data address is a multiple of ``align`` bytes."""
+    dt = np.dtype(dtype)
+    size = int(np.prod(shape, dtype=np.int64))
+    raw = np.empty(size * dt.itemsize + align, dtype=np.uint8)
+    off = -raw.ctypes.data % align
+    return raw[off:off + size * dt.itemsize].view(dt).reshape(shape)
+
+
 def pack_panels(B, dtype=None):
-    """B (K, N) → P (ceil(N / NR), K, NR) C-contiguous in ``dtype`` (default B's): P[p, k, j] =
-    B[k, p·NR + j], zero for p·NR + j >= N."""
+    """B (K, N) → P (ceil(N / NR), K, NR) C-contiguous, :data:`ALIGN`-aligned, in ``dtype`` (default
+    B's): P[p, k, j] = B[k, p·NR + j], zero for p·NR + j >= N."""
     dt = np.dtype(dtype or B.dtype)
     K, N = B.shape
     nr = panel_width(dt)
     npan = -(-N // nr)
-    P = np.zeros((K, npan * nr), dtype=dt)
-    P[:, :N] = B
-    return np.ascontiguousarray(P.reshape(K, npan, nr).transpose(1, 0, 2))
+    P = aligned_empty((npan, K, nr), dt)
+    full = N // nr
+    P[:full] = B[:, :full * nr].reshape(K, full, nr).transpose(1, 0, 2)
+    if full < npan:
+        P[full] = 0
+        P[full, :, :N - full * nr] = B[:, full * nr:]
+    return P
 
 
 # --- the micro-kernel: one intrinsic, the MR ladder inside the IR (one call site to type) -------------

@@ -46,12 +46,13 @@ from numba.extending import overload
 
 from rinit_fast.spec import unroll as S
 from rinit_fast.spec.activations import RELU, TANH
+from rinit_fast.spec.stream import VALUES_PER_BLOCK
 
 from . import threads
 from ._jit import _COMMON, device, kernel
-from .packed_gemm import gemm_packed, pack_panels, panel_width
+from .packed_gemm import ALIGN, aligned_empty, gemm_packed, pack_panels, panel_width
 from .philox import f64_as_u64, u64_as_f64
-from .stream import fill_normal
+from .stream import SUPER, fill_normal
 
 NO_INPUT, GAUSSIAN = S.NO_INPUT, S.GAUSSIAN
 LANES = S.LANES
@@ -67,7 +68,7 @@ def cast_like(ref, x):
     """``x`` converted to the dtype of array ``ref``."""
 
 
-@overload(cast_like, inline="always")
+@overload(cast_like)
 def _cast_like_ov(ref, x):
     if ref.dtype == types.float32:
         return lambda ref, x: np.float32(x)
@@ -139,7 +140,7 @@ def tanh_scaled(z, s, inv):
     return (tl if y >= 0.0 else -tl) * inv, 4.0 * q / (opq * opq)
 
 
-@_called
+@device
 def sumsq(row, n, acc):
     """sum(row[:n]**2) in float64 with LANES fixed partial sums (vectorisable, ISA-independent bits)."""
     for l in range(LANES):
@@ -158,7 +159,7 @@ def sumsq(row, n, acc):
     return s
 
 
-@_called
+@device
 def log_norm(s, e):
     """log of sqrt(s)·2**e.  While s·4**e is a normal float64 it is formed exactly and its log taken,
     so the result does not depend on how h is split into g and e (the same bits as the unscaled
@@ -171,7 +172,7 @@ def log_norm(s, e):
     return 0.5 * math.log(s) + e * LN2
 
 
-@_called
+@device
 def scale_row(row, n, k):
     """row[:n] *= 2**-k exactly (in steps of at most 2**±100, so every factor is a normal number)."""
     while k != 0:
@@ -182,7 +183,7 @@ def scale_row(row, n, k):
         k -= step
 
 
-@_called
+@device
 def renorm_exponent(s, e, floor):
     """New exponent for a row with squared norm s (of g) and exponent e: unchanged while
     ||g|| is in [2**-RENORM_EXP, 2**RENORM_EXP] (or zero), else so that ||g|| lands in [1/2, 1);
@@ -192,6 +193,25 @@ def renorm_exponent(s, e, floor):
         k = (ex + 1) // 2
         return max(e + k, floor)
     return e
+
+
+@_called
+def norm_rows(M, n, Ex, floor, acc, rec, out, r0, k):
+    """The end of a step for every row rr of M (the states g or the tangents, exponents Ex): the squared
+    norm ss of M[rr, :n]; out[r0 + rr, k] = log(sqrt(ss)·2**Ex[rr]) when ``rec``; then the
+    renormalisation (the row scaled by a power of two, Ex[rr] updated, when ||row|| left
+    [2**-RENORM_EXP, 2**RENORM_EXP]).  One compiled function per dtype, called once per step for the
+    states and once for the tangents (a call per row cost 5-10% of a step at n = 64)."""
+    for rr in range(M.shape[0]):
+        row = M[rr]
+        e = Ex[rr]
+        ss = sumsq(row, n, acc)
+        if rec:
+            out[r0 + rr, k] = log_norm(ss, e)
+        ne = renorm_exponent(ss, e, floor)
+        if ne != e:
+            scale_row(row, n, ne - e)
+            Ex[rr] = ne
 
 
 # --- the time loop of one work item -----------------------------------------------------------------
@@ -204,19 +224,20 @@ def _sig(T):
     return types.void(
         T[:, :, ::1],            # P: [Wᵀ; Uᵀ] of the matrix, packed (packed_gemm.pack_panels)
         T[::1],                  # bias (n,) or (0,)
-        T[:, :, ::1],            # X (Rx, steps, d): the matrix's inputs array (a dummy unless ARRAY)
+        T[:, ::1],               # X (Rx, steps·d): the matrix's inputs array (a dummy unless ARRAY)
         T[:, ::1],               # A (Rc, K): rows [g | x_t 2**-e (with U)], g = the initial state on entry
         T[:, ::1],               # C (Rc, npan·NR): the product
         _I64[::1],               # E (Rc,): exponents (initial on entry, final on exit)
         T[:, ::1], T[:, ::1],    # V (Rc, n) tangent (initial on entry), CV (Rc, npan·NR); (0, .) without
         _I64[::1],               # EV (Rc,) or (0,)
-        T[::1],                  # XB: the Gaussian input buffer (Rc·S·d,) or (0,)
+        T[::1],                  # XB: the Gaussian inputs, Rc rows of >= S·d + group values, or (0,)
         types.float64[::1],      # acc (LANES,): scratch of sumsq
         types.float64[:, ::1],   # out_log (R, K) of the matrix
         types.float64[:, ::1],   # out_tlog (R, K) of the matrix (a dummy without tangent)
         _I64, _I64, _I64, _I64,  # n, steps, record_every, input_mode
         _I64, _I64, _I64,        # nonlin, tangent, e_floor
         _I64, _I64,              # d, S (steps of inputs drawn per call)
+        _I64, _I64,              # vpb (values per Philox block), group (values per vectorised group)
         _U64, _U64, _U64, _U64,  # k0, k1, c2 (= c2_start + m), c3_base (stream of the inputs)
         T,                       # input_scale
         _I64,                    # r0: the first realisation of the chunk
@@ -224,7 +245,7 @@ def _sig(T):
 
 
 def run_item(P, bias, X, A, C, E, V, CV, EV, XB, acc, out_log, out_tlog, n, steps, record_every, input_mode,
-             nonlin, tangent, e_floor, d, S, k0, k1, c2, c3_base, input_scale, r0):
+             nonlin, tangent, e_floor, d, S, vpb, group, k0, k1, c2, c3_base, input_scale, r0):
     """The whole time loop of one matrix and realisations r0 .. r0 + A.shape[0] - 1 (one work item)."""
     K = P.shape[1]
     du = K - n
@@ -233,107 +254,79 @@ def run_item(P, bias, X, A, C, E, V, CV, EV, XB, acc, out_log, out_tlog, n, step
     Rx = X.shape[0]
     sig64 = np.float64(input_scale)
     one = cast_like(XB, 1.0)
-    SD = S * d
-    du64 = np.uint64(d)
+    xbl = XB.shape[0] // Rc if Rc > 0 else 0      # XB row length (>= S·d + group)
+    no_floor = np.int64(NO_FLOOR)
+    inputs = input_mode != NO_INPUT
 
     for t in range(1, steps + 1):
         js = (t - 1) % S
-        if input_mode == GAUSSIAN and js == 0:       # S steps of each row: consecutive values of its stream
+        if inputs and js == 0:     # the inputs of S steps of every row into XB (Gaussian: from the stream)
+            v0 = (t - 1) * d
             cnt = min(S, steps - t + 1) * d
-            for rr in range(Rc):
-                fill_normal(XB, rr * SD, (t - 1) * d, cnt, c2, c3_base + np.uint64(r0 + rr), k0, k1, one)
-        if du > 0 and input_mode != NO_INPUT:      # inputs enter the product: A[:, n:] = x_t 2**-e
+            if input_mode == GAUSSIAN:
+                head = -v0 % vpb                     # values up to the next Philox block
+                if cnt > head:                       # whole groups after it: no partial group, no scratch
+                    cnt = head + (cnt - head + group - 1) // group * group
+                for rr in range(Rc):
+                    fill_normal(XB, rr * xbl, v0, cnt, c2, c3_base + np.uint64(r0 + rr), k0, k1, one)
+            else:
+                for rr in range(Rc):
+                    rx = r0 + rr if Rx > 1 else 0
+                    for j in range(cnt):
+                        XB[rr * xbl + j] = X[rx, v0 + j]
+        if du > 0 and inputs:                        # inputs enter the product: A[:, n:] = x_t 2**-e
             for rr in range(Rc):
                 cx = cast_like(A, sig64 * pow2(-E[rr]))
-                arow = A[rr]
-                if input_mode == GAUSSIAN:
-                    xs = XB
-                    base = np.uint64(rr * SD + js * d)
-                else:
-                    xs = X[r0 + rr if Rx > 1 else 0, t - 1]
-                    base = np.uint64(0)
+                base = np.uint64(rr * xbl + js * d)
                 for i in range(d):
-                    arow[n + i] = xs[base + np.uint64(i)] * cx
+                    A[rr, n + i] = XB[base + np.uint64(i)] * cx
         gemm_packed(A, P, C, K)
         if tangent:
             gemm_packed(V, P, CV, n)
         rec = t % record_every == 0
         kk = t // record_every - 1
         for rr in range(Rc):
-            r = r0 + rr
             e = E[rr]
-            arow = A[rr]
-            crow = C[rr]
-            # pre-activation z (scaled by 2**-e) into arow[:n]
-            if du == 0 and input_mode != NO_INPUT:
+            # pre-activation z (scaled by 2**-e) into A[rr, :n]
+            if du == 0 and inputs:
                 cx = cast_like(A, sig64 * pow2(-e))
-                if input_mode == GAUSSIAN:
-                    xs = XB
-                    base = np.uint64(rr * SD + js * d)
-                else:
-                    xs = X[r if Rx > 1 else 0, t - 1]
-                    base = np.uint64(0)
+                base = np.uint64(rr * xbl + js * d)
                 for i in range(n):
-                    arow[i] = crow[i] + xs[base + np.uint64(i)] * cx
+                    A[rr, i] = C[rr, i] + XB[base + np.uint64(i)] * cx
             else:
                 for i in range(n):
-                    arow[i] = crow[i]
+                    A[rr, i] = C[rr, i]
             if nbias > 0:
                 cb = cast_like(A, pow2(-e))
                 for i in range(n):
-                    arow[i] = arow[i] + bias[i] * cb
-            # nonlinearity (and the tangent's D_t)
+                    A[rr, i] = A[rr, i] + bias[i] * cb
+            # nonlinearity, and the tangent's D_t W v (the tangent branch is loop-invariant)
             if nonlin == RELU:
-                if tangent:
-                    vrow = V[rr]
-                    cvrow = CV[rr]
-                    for i in range(n):
-                        if arow[i] > 0:
-                            vrow[i] = cvrow[i]
-                        else:
-                            arow[i] = 0
-                            vrow[i] = 0
-                else:
-                    for i in range(n):
-                        if not arow[i] > 0:
-                            arow[i] = 0
+                for i in range(n):
+                    pos = A[rr, i] > 0
+                    if not pos:
+                        A[rr, i] = 0
+                    if tangent:
+                        V[rr, i] = CV[rr, i] if pos else 0
             elif nonlin == TANH:
                 s = pow2(e)
                 inv = pow2(-e)
                 if tangent:
-                    vrow = V[rr]
-                    cvrow = CV[rr]
                     for i in range(n):
-                        g, dd = tanh_scaled(np.float64(arow[i]), s, inv)
-                        arow[i] = g
-                        vrow[i] = cvrow[i] * dd
+                        g, dd = tanh_scaled(np.float64(A[rr, i]), s, inv)
+                        A[rr, i] = g
+                        V[rr, i] = CV[rr, i] * dd
                 else:
                     for i in range(n):
-                        g, dd = tanh_scaled(np.float64(arow[i]), s, inv)
-                        arow[i] = g
+                        g, dd = tanh_scaled(np.float64(A[rr, i]), s, inv)
+                        A[rr, i] = g
             elif tangent:
-                vrow = V[rr]
-                cvrow = CV[rr]
                 for i in range(n):
-                    vrow[i] = cvrow[i]
-            # norm, record, renormalise
-            ss = sumsq(arow, n, acc)
-            if rec:
-                out_log[r, kk] = log_norm(ss, e)
-            ne = renorm_exponent(ss, e, e_floor)
-            if ne != e:
-                scale_row(arow, n, ne - e)
-                E[rr] = ne
-            if tangent:
-                vrow = V[rr]
-                ev = EV[rr]
-                sv = sumsq(vrow, n, acc)
-                if rec:
-                    out_tlog[r, kk] = log_norm(sv, ev)
-                nev = renorm_exponent(sv, ev, NO_FLOOR)
-                if nev != ev:
-                    scale_row(vrow, n, nev - ev)
-                    EV[rr] = nev
+                    V[rr, i] = CV[rr, i]
+        # norms, records, renormalisation
+        norm_rows(A, n, E, e_floor, acc, rec, out_log, r0, kk)
+        if tangent:
+            norm_rows(V, n, EV, no_floor, acc, rec, out_tlog, r0, kk)
 
 
 # one kernel per dtype, compiled (or loaded from the cache) on first use
@@ -342,8 +335,9 @@ _RUN_ITEM = {np.dtype(np.float32): kernel(_sig(types.float32))(run_item),
 
 
 def steps_per_draw(p):
-    """Steps of Gaussian inputs a row draws per call: spec.unroll.GEN_VALUES values, at least one step."""
-    return min(max(1, S.GEN_VALUES // p.d), p.steps) if p.mode == GAUSSIAN else 1
+    """Steps of inputs a row takes into its buffer at once: spec.unroll.GEN_VALUES values (at least one
+    step; Gaussian inputs drawn in one call of the stream body, an array's copied)."""
+    return min(max(1, S.GEN_VALUES // p.d), p.steps) if p.mode != NO_INPUT else 1
 
 
 def unroll(plan, W, UT, bias, xarr, G0, E0, V0, EV0, out):
@@ -363,9 +357,14 @@ def unroll(plan, W, UT, bias, xarr, G0, E0, V0, EV0, out):
     out_log, out_tlog = out["log_norm"], out["tangent_log_norm"]
     out_g, out_e = out["final_state"], out["final_exponent"]
     out_v, out_ev = out["final_tangent"], out["final_tangent_exponent"]
+    vpb = VALUES_PER_BLOCK[dt.name]
+    group = vpb * SUPER
+    per_line = ALIGN // dt.itemsize
+    xbl = -(-(spd * p.d + group) // per_line) * per_line if p.mode != NO_INPUT else 0   # aligned rows
+    X = xarr.reshape(xarr.shape[0], xarr.shape[1], -1)
     scal = (np.int64(n), np.int64(p.steps), np.int64(p.record_every), np.int64(p.mode), np.int64(p.nonlin),
-            np.int64(tangent), np.int64(p.e_floor), np.int64(p.d), np.int64(spd), np.uint64(p.k0),
-            np.uint64(p.k1))
+            np.int64(tangent), np.int64(p.e_floor), np.int64(p.d), np.int64(spd), np.int64(vpb),
+            np.int64(group), np.uint64(p.k0), np.uint64(p.k1))
     nch = p.nchunks
     items = [(m, *S.chunk(p.R, nch, c)) for m in range(p.batch) for c in range(nch)]
 
@@ -380,8 +379,8 @@ def unroll(plan, W, UT, bias, xarr, G0, E0, V0, EV0, out):
         nv = Rc if tangent else 0
         V = V0[m, r0:r1].copy() if tangent else np.empty((0, n), dt)
         EV = EV0[m, r0:r1].copy() if tangent else np.empty(0, np.int64)
-        fn(P, bias, xarr[m if xarr.shape[0] > 1 else 0], A, np.empty((Rc, ncol), dt), E, V,
-           np.empty((nv, ncol), dt), EV, np.empty(Rc * spd * p.d if p.mode == GAUSSIAN else 0, dt),
+        fn(P, bias, X[m if X.shape[0] > 1 else 0], A, aligned_empty((Rc, ncol), dt), E, V,
+           aligned_empty((nv, ncol), dt), EV, aligned_empty(Rc * xbl, dt),
            np.empty(LANES), out_log[m], out_tlog[m if tangent else 0], *scal,
            np.uint64((p.c2_start + m) & 0xFFFFFFFF), np.uint64(p.c3_base), dt.type(p.input_scale),
            np.int64(r0))
