@@ -97,9 +97,20 @@ _EXP_C = tuple(1.0 / math.factorial(k) for k in range(14))
 
 
 @device
-def exp_nonpos(x):
-    """exp(x) for x <= 0 (0 below -708), to about 1 ulp: Cody–Waite reduction by ln 2 and a degree-13
-    Taylor polynomial on |r| <= ln2/2, scaled by 2**k built from bits.  No library call."""
+def tanh_scaled(z, s, inv):
+    """(tanh(z*s)/s, tanh'(z*s)) in float64, for a power of two s = 2**e (inv = 1/s): the state g is
+    h/s and z the scaled pre-activation.  Accurate also when z*s underflows (the small-argument form
+    z·(1 + y²P/Q) never divides by y), and the derivative has no cancellation when tanh(y) rounds to ±1
+    (4q/(1+q)² instead of 1 - tanh²).  Branch-free: both forms are computed and one is selected."""
+    y = z * s
+    ay = abs(y)
+    y2 = y * y
+    rs = y2 * ((_TP[0] * y2 + _TP[1]) * y2 + _TP[2]) / (((y2 + _TQ[0]) * y2 + _TQ[1]) * y2 + _TQ[2])
+    ts = y + y * rs
+    # q = exp(-2|y|) (0 below -708), to about 1 ulp: Cody–Waite reduction by ln 2 and a degree-13 Taylor
+    # polynomial on |r| <= ln2/2, scaled by 2**k built from bits; no library call.  (Written here, not
+    # as a helper: an inlined helper inside an inlined helper doubled the compile time of this code.)
+    x = -2.0 * ay
     xc = max(x, -708.0)
     k = math.floor(xc * _LOG2E + 0.5)
     r = (xc - k * _LN2_HI) - k * _LN2_LO
@@ -117,22 +128,7 @@ def exp_nonpos(x):
     p = p * r + _EXP_C[2]
     p = p * r + _EXP_C[1]
     p = p * r + _EXP_C[0]
-    scale = u64_as_f64(np.uint64(np.int64(k) + 1023) << np.uint64(52))
-    return p * scale if x >= -708.0 else 0.0
-
-
-@device
-def tanh_scaled(z, s, inv):
-    """(tanh(z*s)/s, tanh'(z*s)) in float64, for a power of two s = 2**e (inv = 1/s): the state g is
-    h/s and z the scaled pre-activation.  Accurate also when z*s underflows (the small-argument form
-    z·(1 + y²P/Q) never divides by y), and the derivative has no cancellation when tanh(y) rounds to ±1
-    (4q/(1+q)² instead of 1 - tanh²).  Branch-free: both forms are computed and one is selected."""
-    y = z * s
-    ay = abs(y)
-    y2 = y * y
-    rs = y2 * ((_TP[0] * y2 + _TP[1]) * y2 + _TP[2]) / (((y2 + _TQ[0]) * y2 + _TQ[1]) * y2 + _TQ[2])
-    ts = y + y * rs
-    q = exp_nonpos(-2.0 * ay)
+    q = p * u64_as_f64(np.uint64(np.int64(k) + 1023) << np.uint64(52)) if x >= -708.0 else 0.0
     opq = 1.0 + q
     tl = (1.0 - q) / opq
     if ay < 0.625:
@@ -214,6 +210,32 @@ def norm_rows(M, n, Ex, floor, acc, rec, out, r0, k):
             Ex[rr] = ne
 
 
+# --- the inputs --------------------------------------------------------------------------------------
+@device
+def draw_inputs(XB, L, rows, X, mode, v0, cnt, vpb, group, c2, c3_base, r0, k0, k1):
+    """Input values v0 .. v0+cnt-1 of rows rr < ``rows`` (realisations r0 + rr) into XB[rr·L : rr·L + cnt]
+    (L >= cnt + group).
+
+    GAUSSIAN: values of the normal stream (c2, c3 = c3_base + r0 + rr), from the one stream body
+    (kernels/cpu/stream.py ``fill_normal``; ``vpb`` values per Philox block, ``group`` values per
+    vectorised group of blocks).  The count is rounded up to whole groups after the first block boundary,
+    so the stream body never needs its scratch buffer for a partial group; the values past cnt are the
+    stream's next ones, never used.  ARRAY: a copy of X[r or 0, v0 : v0+cnt] (X: (Rx, steps·d))."""
+    if mode == GAUSSIAN:
+        head = -v0 % vpb                          # values up to the next Philox block
+        if cnt > head:
+            cnt = head + (cnt - head + group - 1) // group * group
+        one = cast_like(XB, 1.0)
+        for rr in range(rows):
+            fill_normal(XB, rr * L, v0, cnt, c2, c3_base + np.uint64(r0 + rr), k0, k1, one)
+    else:
+        Rx = X.shape[0]
+        for rr in range(rows):
+            rx = r0 + rr if Rx > 1 else 0
+            for j in range(cnt):
+                XB[rr * L + j] = X[rx, v0 + j]
+
+
 # --- the time loop of one work item -----------------------------------------------------------------
 _I64 = types.int64
 _U64 = types.uint64
@@ -251,29 +273,16 @@ def run_item(P, bias, X, A, C, E, V, CV, EV, XB, acc, out_log, out_tlog, n, step
     du = K - n
     Rc = A.shape[0]
     nbias = bias.shape[0]
-    Rx = X.shape[0]
     sig64 = np.float64(input_scale)
-    one = cast_like(XB, 1.0)
     xbl = XB.shape[0] // Rc if Rc > 0 else 0      # XB row length (>= S·d + group)
     no_floor = np.int64(NO_FLOOR)
     inputs = input_mode != NO_INPUT
 
     for t in range(1, steps + 1):
         js = (t - 1) % S
-        if inputs and js == 0:     # the inputs of S steps of every row into XB (Gaussian: from the stream)
-            v0 = (t - 1) * d
-            cnt = min(S, steps - t + 1) * d
-            if input_mode == GAUSSIAN:
-                head = -v0 % vpb                     # values up to the next Philox block
-                if cnt > head:                       # whole groups after it: no partial group, no scratch
-                    cnt = head + (cnt - head + group - 1) // group * group
-                for rr in range(Rc):
-                    fill_normal(XB, rr * xbl, v0, cnt, c2, c3_base + np.uint64(r0 + rr), k0, k1, one)
-            else:
-                for rr in range(Rc):
-                    rx = r0 + rr if Rx > 1 else 0
-                    for j in range(cnt):
-                        XB[rr * xbl + j] = X[rx, v0 + j]
+        if inputs and js == 0:     # the inputs of S steps of every row into XB
+            draw_inputs(XB, xbl, Rc, X, input_mode, (t - 1) * d, min(S, steps - t + 1) * d, vpb, group, c2,
+                        c3_base, r0, k0, k1)
         if du > 0 and inputs:                        # inputs enter the product: A[:, n:] = x_t 2**-e
             for rr in range(Rc):
                 cx = cast_like(A, sig64 * pow2(-E[rr]))

@@ -36,7 +36,7 @@ FLOOR_MIN = {"float32": -100, "float64": -1000}
 """Lowest exponent floor per dtype: inputs smaller than 2**FLOOR_MIN do not lower the floor further."""
 LN2 = math.log(2.0)
 
-# float64 exp of the tanh (kernels/cpu/unroll.py exp_nonpos; kernels/cuda/unroll.cu rf_exp_nonpos)
+# float64 exp of the tanh (kernels/cpu/unroll.py tanh_scaled; kernels/cuda/unroll.cu rf_exp_nonpos)
 EXP_LOG2E = 1.4426950408889634
 EXP_LN2_HI = 6.93147180369123816490e-01
 EXP_LN2_LO = 1.90821492927058770002e-10
