@@ -5,12 +5,13 @@ kernel that multiplies many small row blocks by one fixed matrix.  The stable in
 
     panel_width(dtype) -> NR              Python: columns of a packed panel (32 float32 / 16 float64 with
                                           AVX-512, 16 / 8 without)
-    pack_panels(B, dtype) -> P            Python (NumPy): B (K, N) packed as P (ceil(N / NR), K, NR),
-                                          P[p, k, j] = B[k, p·NR + j], zero past column N - 1
+    pack_panels(B, dtype) -> P            Python (NumPy): B (..., K, N) packed as P (..., ceil(N / NR),
+                                          K, NR), P[..., p, k, j] = B[..., k, p·NR + j], zero past column
+                                          N - 1 (a stack of matrices packed in one call)
     aligned_empty(shape, dtype) -> C      Python: a 64-byte aligned array (for C: aligned vector stores)
-    gemm_packed(A, P, C, kuse)            Numba (callable from jitted code and from Python):
-                                          C[:, :npan·NR] = A[:, :kuse] @ P-packed B[:kuse]; A (M, >= kuse),
-                                          C (M, >= npan·NR), both C-contiguous, of P's dtype; kuse >= 1
+    gemm_packed(A, P, C, kuse, M)         Numba (callable from jitted code and from Python):
+                                          C[:M, :npan·NR] = A[:M, :kuse] @ P-packed B[:kuse]; A (>= M,
+                                          >= kuse), C (>= M, >= npan·NR), C-contiguous, P's dtype; kuse >= 1
 
 Bits.  Every entry of C is one chain of fused multiply-adds, acc = fma(A[r, k], B[k, j], acc) for
 k = 0 .. kuse-1 in order from acc = 0: its bits depend neither on the row blocking, the panel width,
@@ -29,6 +30,7 @@ llvmlite versions it was written and tested for, once, when this module is impor
 """
 from __future__ import annotations
 
+import math
 import re
 
 import llvmlite
@@ -89,25 +91,28 @@ ALIGN = 64
 def aligned_empty(shape, dtype, align=ALIGN):
     """An uninitialised C-contiguous array whose data address is a multiple of ``align`` bytes."""
     dt = np.dtype(dtype)
-    size = int(np.prod(shape, dtype=np.int64))
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    size = math.prod(shape)
     raw = np.empty(size * dt.itemsize + align, dtype=np.uint8)
     off = -raw.ctypes.data % align
     return raw[off:off + size * dt.itemsize].view(dt).reshape(shape)
 
 
 def pack_panels(B, dtype=None):
-    """B (K, N) → P (ceil(N / NR), K, NR) C-contiguous, :data:`ALIGN`-aligned, in ``dtype`` (default
-    B's): P[p, k, j] = B[k, p·NR + j], zero for p·NR + j >= N."""
+    """B (..., K, N) → P (..., ceil(N / NR), K, NR) C-contiguous and :data:`ALIGN`-aligned (every matrix
+    of a stack too), in ``dtype`` (default B's): P[..., p, k, j] = B[..., k, p·NR + j], zero for
+    p·NR + j >= N."""
     dt = np.dtype(dtype or B.dtype)
-    K, N = B.shape
+    *lead, K, N = B.shape
+    lead = tuple(lead)
     nr = panel_width(dt)
     npan = -(-N // nr)
-    P = aligned_empty((npan, K, nr), dt)
+    P = aligned_empty(lead + (npan, K, nr), dt)
     full = N // nr
-    P[:full] = B[:, :full * nr].reshape(K, full, nr).transpose(1, 0, 2)
+    P[..., :full, :, :] = np.swapaxes(B[..., :full * nr].reshape(lead + (K, full, nr)), -3, -2)
     if full < npan:
-        P[full] = 0
-        P[full, :, :N - full * nr] = B[:, full * nr:]
+        P[..., full, :, :] = 0
+        P[..., full, :, :N - full * nr] = B[..., full * nr:]
     return P
 
 
@@ -195,13 +200,13 @@ def _microkernel(typingctx, like, a, lda, r0, p, ldp, pan, c, ldc, kuse, mr):
 
 
 @numba.njit(**_COMMON)
-def gemm_packed(A, P, C, kuse):
-    """C[:, :npan·NR] = A[:, :kuse] @ B[:kuse] with B packed in P (npan, K, NR) by :func:`pack_panels`.
+def gemm_packed(A, P, C, kuse, M):
+    """C[:M, :npan·NR] = A[:M, :kuse] @ B[:kuse] with B packed in P (npan, K, NR) by :func:`pack_panels`
+    (M <= the rows of A and C).
 
     Panels outside (a K × NR panel stays in L2 while every row block uses it); rows in blocks of at most
     MR_MAX, as even as possible (25 rows: 9, 8, 8)."""
-    M = A.shape[0]
-    if M == 0:
+    if M <= 0:
         return
     nblk = (M + MR_MAX - 1) // MR_MAX
     a = np.int64(A.ctypes.data)

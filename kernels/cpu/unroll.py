@@ -44,7 +44,7 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from rinit_fast.spec import unroll as S
+from rinit_fast.spec import unroll as spec
 from rinit_fast.spec.activations import RELU, TANH
 from rinit_fast.spec.stream import VALUES_PER_BLOCK
 
@@ -54,12 +54,12 @@ from .packed_gemm import ALIGN, aligned_empty, gemm_packed, pack_panels, panel_w
 from .philox import f64_as_u64, u64_as_f64
 from .stream import SUPER, fill_normal
 
-NO_INPUT, GAUSSIAN = S.NO_INPUT, S.GAUSSIAN
-LANES = S.LANES
-NO_FLOOR = S.NO_FLOOR
-_HI = S.RENORM_HI
-_LO = S.RENORM_LO
-LN2 = S.LN2
+NO_INPUT, GAUSSIAN = spec.NO_INPUT, spec.GAUSSIAN
+LANES = spec.LANES
+NO_FLOOR = spec.NO_FLOOR
+_HI = spec.RENORM_HI
+_LO = spec.RENORM_LO
+LN2 = spec.LN2
 
 _called = numba.njit(**_COMMON)   # per-row helpers: compiled once per signature, called (not inlined)
 
@@ -90,9 +90,9 @@ def pow2(k):
 # |y| < 0.625: Cephes' rational form tanh(y) = y + y·y²·P(y²)/Q(y²); above: (1 - q)/(1 + q), q = e^{-2|y|}.
 _TP = (-9.64399179425052238628e-1, -9.92877231001918586564e1, -1.61468768441708447952e3)
 _TQ = (1.12811678491632931402e2, 2.23548839060100448583e3, 4.84406305325125486048e3)
-_LOG2E = S.EXP_LOG2E
-_LN2_HI = S.EXP_LN2_HI
-_LN2_LO = S.EXP_LN2_LO
+_LOG2E = spec.EXP_LOG2E
+_LN2_HI = spec.EXP_LN2_HI
+_LN2_LO = spec.EXP_LN2_LO
 _EXP_C = tuple(1.0 / math.factorial(k) for k in range(14))
 
 
@@ -137,20 +137,21 @@ def tanh_scaled(z, s, inv):
 
 
 @device
-def sumsq(row, n, acc):
-    """sum(row[:n]**2) in float64 with LANES fixed partial sums (vectorisable, ISA-independent bits)."""
+def sumsq(M, rr, n, acc):
+    """sum(M[rr, :n]**2) in float64 with LANES fixed partial sums (vectorisable, ISA-independent bits).
+    (Rows are indexed, not sliced: a row view costs two atomic reference-count updates.)"""
     for l in range(LANES):
         acc[l] = 0.0
     nfull = n - n % LANES
     for i0 in range(0, nfull, LANES):
         for l in range(LANES):
-            v = np.float64(row[i0 + l])
+            v = np.float64(M[rr, i0 + l])
             acc[l] += v * v
     s = 0.0
     for l in range(LANES):
         s += acc[l]
     for i in range(nfull, n):
-        v = np.float64(row[i])
+        v = np.float64(M[rr, i])
         s += v * v
     return s
 
@@ -169,13 +170,13 @@ def log_norm(s, e):
 
 
 @device
-def scale_row(row, n, k):
-    """row[:n] *= 2**-k exactly (in steps of at most 2**±100, so every factor is a normal number)."""
+def scale_row(M, rr, n, k):
+    """M[rr, :n] *= 2**-k exactly (in steps of at most 2**±100, so every factor is a normal number)."""
     while k != 0:
         step = min(max(k, -100), 100)
-        f = cast_like(row, math.ldexp(1.0, -step))
+        f = cast_like(M, math.ldexp(1.0, -step))
         for i in range(n):
-            row[i] = row[i] * f
+            M[rr, i] = M[rr, i] * f
         k -= step
 
 
@@ -192,21 +193,20 @@ def renorm_exponent(s, e, floor):
 
 
 @_called
-def norm_rows(M, n, Ex, floor, acc, rec, out, r0, k):
-    """The end of a step for every row rr of M (the states g or the tangents, exponents Ex): the squared
+def norm_rows(M, rows, n, Ex, floor, acc, rec, out, r0, k):
+    """The end of a step for rows rr < ``rows`` of M (the states g or the tangents, exponents Ex): the squared
     norm ss of M[rr, :n]; out[r0 + rr, k] = log(sqrt(ss)·2**Ex[rr]) when ``rec``; then the
     renormalisation (the row scaled by a power of two, Ex[rr] updated, when ||row|| left
     [2**-RENORM_EXP, 2**RENORM_EXP]).  One compiled function per dtype, called once per step for the
     states and once for the tangents (a call per row cost 5-10% of a step at n = 64)."""
-    for rr in range(M.shape[0]):
-        row = M[rr]
+    for rr in range(rows):
         e = Ex[rr]
-        ss = sumsq(row, n, acc)
+        ss = sumsq(M, rr, n, acc)
         if rec:
             out[r0 + rr, k] = log_norm(ss, e)
         ne = renorm_exponent(ss, e, floor)
         if ne != e:
-            scale_row(row, n, ne - e)
+            scale_row(M, rr, n, ne - e)
             Ex[rr] = ne
 
 
@@ -247,41 +247,42 @@ def _sig(T):
         T[:, :, ::1],            # P: [Wᵀ; Uᵀ] of the matrix, packed (packed_gemm.pack_panels)
         T[::1],                  # bias (n,) or (0,)
         T[:, ::1],               # X (Rx, steps·d): the matrix's inputs array (a dummy unless ARRAY)
-        T[:, ::1],               # A (Rc, K): rows [g | x_t 2**-e (with U)], g = the initial state on entry
-        T[:, ::1],               # C (Rc, npan·NR): the product
-        _I64[::1],               # E (Rc,): exponents (initial on entry, final on exit)
-        T[:, ::1], T[:, ::1],    # V (Rc, n) tangent (initial on entry), CV (Rc, npan·NR); (0, .) without
-        _I64[::1],               # EV (Rc,) or (0,)
-        T[::1],                  # XB: the Gaussian inputs, Rc rows of >= S·d + group values, or (0,)
+        T[:, ::1],               # A (>= Rc, K): rows [g | x_t 2**-e (with U)]: the states, in and out
+        T[:, ::1],               # C (>= Rc, npan·NR): the product
+        _I64[::1],               # E (>= Rc,): exponents, in and out
+        T[:, ::1], T[:, ::1],    # V (>= Rc, n): the tangents, in and out; CV (>= Rc, npan·NR); (0, .) without
+        _I64[::1],               # EV (>= Rc,) or (0,)
+        T[::1],                  # XB: the inputs, rows of xbl >= spd·d + group values, or (0,)
         types.float64[::1],      # acc (LANES,): scratch of sumsq
         types.float64[:, ::1],   # out_log (R, K) of the matrix
         types.float64[:, ::1],   # out_tlog (R, K) of the matrix (a dummy without tangent)
         _I64, _I64, _I64, _I64,  # n, steps, record_every, input_mode
         _I64, _I64, _I64,        # nonlin, tangent, e_floor
-        _I64, _I64,              # d, S (steps of inputs drawn per call)
+        _I64, _I64, _I64,        # d, spd (steps of inputs staged per draw), xbl (XB row length)
         _I64, _I64,              # vpb (values per Philox block), group (values per vectorised group)
-        _U64, _U64, _U64, _U64,  # k0, k1, c2 (= c2_start + m), c3_base (stream of the inputs)
+        _U64, _U64,              # k0, k1 (the key)
+        _I64,                    # Rc: rows (realisations) of the item
+        _U64, _U64,              # c2 (= c2_start + m), c3_base: the stream of the inputs
         T,                       # input_scale
         _I64,                    # r0: the first realisation of the chunk
     )
 
 
 def run_item(P, bias, X, A, C, E, V, CV, EV, XB, acc, out_log, out_tlog, n, steps, record_every, input_mode,
-             nonlin, tangent, e_floor, d, S, vpb, group, k0, k1, c2, c3_base, input_scale, r0):
-    """The whole time loop of one matrix and realisations r0 .. r0 + A.shape[0] - 1 (one work item)."""
+             nonlin, tangent, e_floor, d, spd, xbl, vpb, group, k0, k1, Rc, c2, c3_base, input_scale, r0):
+    """The whole time loop of one matrix and realisations r0 .. r0+Rc-1 (one work item): rows rr < Rc of
+    the work arrays."""
     K = P.shape[1]
     du = K - n
-    Rc = A.shape[0]
     nbias = bias.shape[0]
     sig64 = np.float64(input_scale)
-    xbl = XB.shape[0] // Rc if Rc > 0 else 0      # XB row length (>= S·d + group)
     no_floor = np.int64(NO_FLOOR)
     inputs = input_mode != NO_INPUT
 
     for t in range(1, steps + 1):
-        js = (t - 1) % S
-        if inputs and js == 0:     # the inputs of S steps of every row into XB
-            draw_inputs(XB, xbl, Rc, X, input_mode, (t - 1) * d, min(S, steps - t + 1) * d, vpb, group, c2,
+        js = (t - 1) % spd
+        if inputs and js == 0:     # the inputs of spd steps of every row into XB
+            draw_inputs(XB, xbl, Rc, X, input_mode, (t - 1) * d, min(spd, steps - t + 1) * d, vpb, group, c2,
                         c3_base, r0, k0, k1)
         if du > 0 and inputs:                        # inputs enter the product: A[:, n:] = x_t 2**-e
             for rr in range(Rc):
@@ -289,9 +290,9 @@ def run_item(P, bias, X, A, C, E, V, CV, EV, XB, acc, out_log, out_tlog, n, step
                 base = np.uint64(rr * xbl + js * d)
                 for i in range(d):
                     A[rr, n + i] = XB[base + np.uint64(i)] * cx
-        gemm_packed(A, P, C, K)
+        gemm_packed(A, P, C, K, Rc)
         if tangent:
-            gemm_packed(V, P, CV, n)
+            gemm_packed(V, P, CV, n, Rc)
         rec = t % record_every == 0
         kk = t // record_every - 1
         for rr in range(Rc):
@@ -333,9 +334,9 @@ def run_item(P, bias, X, A, C, E, V, CV, EV, XB, acc, out_log, out_tlog, n, step
                 for i in range(n):
                     V[rr, i] = CV[rr, i]
         # norms, records, renormalisation
-        norm_rows(A, n, E, e_floor, acc, rec, out_log, r0, kk)
+        norm_rows(A, Rc, n, E, e_floor, acc, rec, out_log, r0, kk)
         if tangent:
-            norm_rows(V, n, EV, no_floor, acc, rec, out_tlog, r0, kk)
+            norm_rows(V, Rc, n, EV, no_floor, acc, rec, out_tlog, r0, kk)
 
 
 # one kernel per dtype, compiled (or loaded from the cache) on first use
@@ -343,60 +344,71 @@ _RUN_ITEM = {np.dtype(np.float32): kernel(_sig(types.float32))(run_item),
              np.dtype(np.float64): kernel(_sig(types.float64))(run_item)}
 
 
-def steps_per_draw(p):
-    """Steps of inputs a row takes into its buffer at once: spec.unroll.GEN_VALUES values (at least one
-    step; Gaussian inputs drawn in one call of the stream body, an array's copied)."""
-    return min(max(1, S.GEN_VALUES // p.d), p.steps) if p.mode != NO_INPUT else 1
-
-
 def unroll(plan, W, UT, bias, xarr, G0, E0, V0, EV0, out):
     """Run the recurrences of every matrix of W (batch, n, n) and every realisation (spec.unroll.Plan
     ``plan``); fill the arrays of ``out`` (a dict, spec.unroll.OUTPUTS).  UT (du, n) is U transposed
     (du = 0 without U), bias (n,) or (0,), xarr (Bx, Rx, steps, d) the inputs array (a dummy unless
     plan.mode is ARRAY); the initial states are G0 (batch, R, n) · 2**E0 (batch, R) and, with the
-    tangent, V0 · 2**EV0.  All C-contiguous host arrays in W's dtype (exponents int64)."""
+    tangent, V0 · 2**EV0.  All C-contiguous host arrays in W's dtype (exponents int64).
+
+    The states evolve in place in the outputs (in a (batch, R, n + du) array with U: its last du
+    columns carry the scaled inputs).  Work items run in contiguous ranges on the CPU threads
+    (threads.run_chunks); a range packs its matrices in one NumPy call and gets its own work buffers."""
     p = plan
     dt = np.dtype(W.dtype)
     fn = _RUN_ITEM[dt].dispatcher
-    n, K = p.n, p.n + p.du
+    nb, R, n, du, tangent = p.batch, p.R, p.n, p.du, p.tangent
+    K = n + du
     nr = panel_width(dt)
     ncol = -(-n // nr) * nr
-    spd = steps_per_draw(p)
-    tangent = p.tangent
-    out_log, out_tlog = out["log_norm"], out["tangent_log_norm"]
-    out_g, out_e = out["final_state"], out["final_exponent"]
-    out_v, out_ev = out["final_tangent"], out["final_tangent_exponent"]
+    nch = spec.nchunks(R, nb, threads.nthreads())
+    rmax = -(-R // nch)
+    spd = spec.steps_per_draw(p)
     vpb = VALUES_PER_BLOCK[dt.name]
     group = vpb * SUPER
     per_line = ALIGN // dt.itemsize
     xbl = -(-(spd * p.d + group) // per_line) * per_line if p.mode != NO_INPUT else 0   # aligned rows
     X = xarr.reshape(xarr.shape[0], xarr.shape[1], -1)
+    out_log, out_tlog = out["log_norm"], out["tangent_log_norm"]
+    out_g, out_e = out["final_state"], out["final_exponent"]
+    out_v, out_ev = out["final_tangent"], out["final_tangent_exponent"]
     scal = (np.int64(n), np.int64(p.steps), np.int64(p.record_every), np.int64(p.mode), np.int64(p.nonlin),
-            np.int64(tangent), np.int64(p.e_floor), np.int64(p.d), np.int64(spd), np.int64(vpb),
+            np.int64(tangent), np.int64(p.e_floor), np.int64(p.d), np.int64(spd), np.int64(xbl), np.int64(vpb),
             np.int64(group), np.uint64(p.k0), np.uint64(p.k1))
-    nch = p.nchunks
-    items = [(m, *S.chunk(p.R, nch, c)) for m in range(p.batch) for c in range(nch)]
+    c3, scale = np.uint64(p.c3_base), dt.type(p.input_scale)
+    c2_0 = p.c2_start   # start + batch <= 2**32: c2 = c2_0 + m fits its 32-bit word
 
-    def task(i):
-        m, r0, r1 = items[i]
-        Rc = r1 - r0
-        B = W[m].T if p.du == 0 else np.concatenate((W[m].T, UT))
+    def run(t0, t1):
+        m0, m1 = t0 // nch, (t1 - 1) // nch + 1
+        B = np.swapaxes(W[m0:m1], 1, 2)
+        if du:
+            B = np.concatenate((B, np.broadcast_to(UT, (m1 - m0, du, n))), axis=1)
         P = pack_panels(B, dt)
-        A = np.zeros((Rc, K), dt)
-        A[:, :n] = G0[m, r0:r1]
-        E = E0[m, r0:r1].copy()
-        nv = Rc if tangent else 0
-        V = V0[m, r0:r1].copy() if tangent else np.empty((0, n), dt)
-        EV = EV0[m, r0:r1].copy() if tangent else np.empty(0, np.int64)
-        fn(P, bias, X[m if X.shape[0] > 1 else 0], A, aligned_empty((Rc, ncol), dt), E, V,
-           aligned_empty((nv, ncol), dt), EV, aligned_empty(Rc * xbl, dt),
-           np.empty(LANES), out_log[m], out_tlog[m if tangent else 0], *scal,
-           np.uint64((p.c2_start + m) & 0xFFFFFFFF), np.uint64(p.c3_base), dt.type(p.input_scale),
-           np.int64(r0))
-        out_g[m, r0:r1] = A[:, :n]
-        out_e[m, r0:r1] = E
-        if tangent:
-            out_v[m, r0:r1] = V
-            out_ev[m, r0:r1] = EV
+        nv = rmax if tangent else 0
+        # private, 64-byte aligned work buffers (a state row shared with another thread, or misaligned,
+        # ran the tanh loop at half speed)
+        A, C = aligned_empty((rmax, K), dt), aligned_empty((rmax, ncol), dt)
+        V, CV = aligned_empty((nv, n), dt), aligned_empty((nv, ncol), dt)
+        E, EV = np.empty(rmax, np.int64), np.empty(nv, np.int64)
+        XB, acc = aligned_empty(rmax * xbl, dt), np.empty(LANES)
+        A[:, n:] = 0
+        Xm = X[0]
+        for t in range(t0, t1):
+            m, c = divmod(t, nch)
+            r0, r1 = c * R // nch, (c + 1) * R // nch        # spec.chunk
+            Rc = r1 - r0
+            A[:Rc, :n] = G0[m, r0:r1]
+            E[:Rc] = E0[m, r0:r1]
+            if tangent:
+                V[:Rc] = V0[m, r0:r1]
+                EV[:Rc] = EV0[m, r0:r1]
+            fn(P[m - m0], bias, X[m] if X.shape[0] > 1 else Xm, A, C, E, V, CV, EV, XB, acc, out_log[m],
+               out_tlog[m] if tangent else out_tlog[0], *scal, np.int64(Rc), np.uint64(c2_0 + m), c3, scale,
+               np.int64(r0))
+            out_g[m, r0:r1] = A[:Rc, :n]
+            out_e[m, r0:r1] = E[:Rc]
+            if tangent:
+                out_v[m, r0:r1] = V[:Rc]
+                out_ev[m, r0:r1] = EV[:Rc]
 
-    threads.run_tasks(task, len(items))
+    threads.run_chunks(run, nb * nch)

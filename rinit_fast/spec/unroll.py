@@ -53,6 +53,8 @@ INPUT_HEADROOM_LOG2 = 10
 # --- CPU work split ------------------------------------------------------------------------------------
 CHUNK_R = 64
 """At most this many realisations per CPU work item (see :func:`nchunks`)."""
+ITEMS_PER_THREAD = 4
+"""Matrices per CPU thread from which work items are whole matrices (see :func:`nchunks`)."""
 GEN_VALUES = 512
 """Gaussian inputs a CPU work item draws per row and call: several steps at once when d is small (the
 bits never depend on it: every value is value (t-1)·d + i of its stream)."""
@@ -86,17 +88,24 @@ def mode_of(inputs):
     return GAUSSIAN if isinstance(inputs, str) else ARRAY
 
 
-def nchunks(R):
-    """CPU work items per matrix: a function of R only (never of the thread count or the batch), so the
-    bits of every realisation do not depend on them.  Even, so two cores share one matrix; at most
-    CHUNK_R realisations each.  (The CUDA launcher chunks for its own device: the chunking never
-    changes a bit.)"""
+def nchunks(R, batch=1, threads=1):
+    """CPU work items per matrix.  Many matrices (batch >= ITEMS_PER_THREAD · threads): whole matrices,
+    at most CHUNK_R realisations per item (fewer, larger items: each costs ~20 µs of set-up in Python).
+    Fewer: 1 for R = 1, else an even number of chunks of at most CHUNK_R, so two cores share a matrix.
+    (No bit depends on it: every realisation is computed by the same operations in any chunk.)"""
+    if batch >= ITEMS_PER_THREAD * threads:
+        return -(-R // CHUNK_R)
     return 1 if R == 1 else 2 * -(-R // (2 * CHUNK_R))
 
 
 def chunk(R, nch, c):
     """Realisations [r0, r1) of chunk c of nch (as even as possible)."""
     return (c * R) // nch, ((c + 1) * R) // nch
+
+
+def steps_per_draw(p):
+    """CPU: steps of inputs a row stages at once (GEN_VALUES values, at least one step, at most all)."""
+    return min(max(1, GEN_VALUES // p.d), p.steps) if p.mode != NO_INPUT else 1
 
 
 def input_bound(mode, input_scale, xarr=None, UT=None, bias=None):
@@ -159,10 +168,6 @@ class Plan:
         """Recorded steps K = steps // record_every."""
         return self.steps // self.record_every
 
-    @property
-    def nchunks(self):
-        """CPU work items per matrix (:func:`nchunks`)."""
-        return nchunks(self.R)
 
 
 def plan(*, batch, R, n, d, du, steps, record_every, inputs, nonlinearity, tangent, nbias, bx, rx, bound,
