@@ -282,7 +282,8 @@ def unroll_weights(W):
     wmax = float(xp.abs(W).max())
     if wmax * n >= 2.0 ** top:
         raise ValueError(f"W has entries up to {wmax:.3g}: max|W|·n must be below 2**{top} for the scaled "
-                         f"state to stay finite; unroll W / c instead and add t·log(c) to log_norm (linear/relu)")
+                         f"state to stay finite; unroll W / c instead and add t·log(c) to log_norm "
+                         f"(linear/relu)")
     batched = W.ndim == 3
     W3 = xp.ascontiguousarray(W if batched else W[None])
     return W3, batched
@@ -377,7 +378,7 @@ def unroll_bias(b, n, dtype):
 
 
 def unroll_inputs_kind(inputs):
-    """``inputs``: "gaussian", None or an array (returned unchanged; the array is checked by unroll_inputs)."""
+    """``inputs``: "gaussian", None or an array (returned unchanged; an array is checked by unroll_inputs)."""
     if isinstance(inputs, str) and inputs != "gaussian":
         raise ValueError(f'inputs must be "gaussian", None or an array, got {inputs!r}')
     return inputs

@@ -180,7 +180,8 @@ def _microkernel(typingctx, like, a, lda, r0, p, ldp, pan, c, ldc, kuse, mr):
             new = []
             for r in range(MR):
                 s = builder.load(builder.gep(a_base, [builder.add(builder.mul(const(r), lda_v), k)]))
-                sv = builder.shuffle_vector(builder.insert_element(undef, s, ir.Constant(i32, 0)), undef, splat)
+                s1 = builder.insert_element(undef, s, ir.Constant(i32, 0))
+                sv = builder.shuffle_vector(s1, undef, splat)
                 new.append([builder.call(fma, [sv, bv[v], acc[r][v]]) for v in range(NV)])
             k1 = builder.add(k, const(1))
             k.add_incoming(k1, loop)
@@ -192,7 +193,8 @@ def _microkernel(typingctx, like, a, lda, r0, p, ldp, pan, c, ldc, kuse, mr):
             for r in range(MR):
                 crow = builder.gep(c_base, [builder.mul(const(r), ldc_v)])
                 for v in range(NV):
-                    builder.store(new[r][v], builder.bitcast(builder.gep(crow, [const(v * L)]), vptr), align=4)
+                    dst = builder.bitcast(builder.gep(crow, [const(v * L)]), vptr)
+                    builder.store(new[r][v], dst, align=4)
             builder.branch(done)
         builder.position_at_end(done)
         return context.get_dummy_value()

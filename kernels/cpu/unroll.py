@@ -2,11 +2,11 @@
 
 :func:`unroll` takes the plan of ``rinit_fast.spec.unroll`` and the prepared arrays (the CUDA launcher,
 kernels/cuda/unroll_launch.py, takes the same arguments).  One work item is one matrix ``m`` and one
-fixed chunk of realisations (rows of the state, ``spec.unroll.nchunks``); it runs its own recurrence
-over all the steps, so threads never synchronise inside the time loop: one call of the compiled
-:func:`run_item` per work item (it releases the GIL) on the thread pool of kernels/cpu/threads.py.  Every
-realisation is computed by the same operations whatever the chunk, the batch or the thread count, so its
-bits do not depend on them.
+chunk of its realisations (rows of the state, ``spec.unroll.nchunks``); it runs its own recurrence over
+all the steps, so threads never synchronise inside the time loop: one call of the compiled
+:func:`run_item` per work item (it releases the GIL), items spread in contiguous ranges over the thread
+pool of kernels/cpu/threads.py.  Every realisation is computed by the same operations whatever the
+chunk, the batch or the thread count, so its bits do not depend on them.
 
 State representation (docs/unroll.md).  Each realisation keeps ``h = g * 2**e``: ``g`` in the array
 dtype, ``e`` an int64.  A step computes, exactly to rounding,
@@ -29,11 +29,12 @@ body (kernels/cpu/stream.py ``fill_normal``) inside the time loop, several steps
 (values (t-1)·d .. of stream (c2 = c2_start + m, c3 = c3_base + r)), and are never stored.
 
 What is compiled (docs/unroll.md "Compilation"): one :func:`run_item` per dtype, on its first use; it
-covers every input mode, nonlinearity and the tangent (runtime branches outside the inner loops), so a
-new mode costs nothing.  The stream fill, the matrix product and the per-row helpers (norm, log,
-renormalisation) are compiled once per dtype as functions of their own and called; only small
-arithmetic (tanh, exp, casts) is inlined.  Work buffers are allocated here, in Python, not in the
-compiled code.
+covers every input mode, nonlinearity and the tangent (runtime branches outside the inner loops), so
+another mode costs no compilation.  It calls, compiled once per dtype as functions of their own: the
+stream body's ``fill_normal`` (shared with sampling), ``packed_gemm.gemm_packed`` and
+:func:`norm_rows`; tanh, the input stage and the norm helpers are inlined where they are used once.
+Work buffers are allocated in Python, not in the compiled code (each array shape allocated in Numba
+compiled its own allocator: ~1 s of the first call).
 """
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ _HI = spec.RENORM_HI
 _LO = spec.RENORM_LO
 LN2 = spec.LN2
 
-_called = numba.njit(**_COMMON)   # per-row helpers: compiled once per signature, called (not inlined)
+_called = numba.njit(**_COMMON)   # helpers compiled once per signature and called (not inlined)
 
 
 def cast_like(ref, x):
@@ -140,16 +141,16 @@ def tanh_scaled(z, s, inv):
 def sumsq(M, rr, n, acc):
     """sum(M[rr, :n]**2) in float64 with LANES fixed partial sums (vectorisable, ISA-independent bits).
     (Rows are indexed, not sliced: a row view costs two atomic reference-count updates.)"""
-    for l in range(LANES):
-        acc[l] = 0.0
+    for q in range(LANES):
+        acc[q] = 0.0
     nfull = n - n % LANES
     for i0 in range(0, nfull, LANES):
-        for l in range(LANES):
-            v = np.float64(M[rr, i0 + l])
-            acc[l] += v * v
+        for q in range(LANES):
+            v = np.float64(M[rr, i0 + q])
+            acc[q] += v * v
     s = 0.0
-    for l in range(LANES):
-        s += acc[l]
+    for q in range(LANES):
+        s += acc[q]
     for i in range(nfull, n):
         v = np.float64(M[rr, i])
         s += v * v
@@ -194,8 +195,8 @@ def renorm_exponent(s, e, floor):
 
 @_called
 def norm_rows(M, rows, n, Ex, floor, acc, rec, out, r0, k):
-    """The end of a step for rows rr < ``rows`` of M (the states g or the tangents, exponents Ex): the squared
-    norm ss of M[rr, :n]; out[r0 + rr, k] = log(sqrt(ss)·2**Ex[rr]) when ``rec``; then the
+    """The end of a step for rows rr < ``rows`` of M (the states g or the tangents, exponents Ex): the
+    squared norm ss of M[rr, :n]; out[r0 + rr, k] = log(sqrt(ss)·2**Ex[rr]) when ``rec``; then the
     renormalisation (the row scaled by a power of two, Ex[rr] updated, when ||row|| left
     [2**-RENORM_EXP, 2**RENORM_EXP]).  One compiled function per dtype, called once per step for the
     states and once for the tangents (a call per row cost 5-10% of a step at n = 64)."""
@@ -213,8 +214,8 @@ def norm_rows(M, rows, n, Ex, floor, acc, rec, out, r0, k):
 # --- the inputs --------------------------------------------------------------------------------------
 @device
 def draw_inputs(XB, L, rows, X, mode, v0, cnt, vpb, group, c2, c3_base, r0, k0, k1):
-    """Input values v0 .. v0+cnt-1 of rows rr < ``rows`` (realisations r0 + rr) into XB[rr·L : rr·L + cnt]
-    (L >= cnt + group).
+    """Input values v0 .. v0+cnt-1 of rows rr < ``rows`` (realisations r0 + rr) into
+    XB[rr·L : rr·L + cnt] (L >= cnt + group).
 
     GAUSSIAN: values of the normal stream (c2, c3 = c3_base + r0 + rr), from the one stream body
     (kernels/cpu/stream.py ``fill_normal``; ``vpb`` values per Philox block, ``group`` values per
@@ -242,7 +243,7 @@ _U64 = types.uint64
 
 
 def _sig(T):
-    """Signature of ``run_item`` for dtype T."""
+    """Signature of :func:`run_item` for dtype T."""
     return types.void(
         T[:, :, ::1],            # P: [Wᵀ; Uᵀ] of the matrix, packed (packed_gemm.pack_panels)
         T[::1],                  # bias (n,) or (0,)
@@ -373,8 +374,8 @@ def unroll(plan, W, UT, bias, xarr, G0, E0, V0, EV0, out):
     out_g, out_e = out["final_state"], out["final_exponent"]
     out_v, out_ev = out["final_tangent"], out["final_tangent_exponent"]
     scal = (np.int64(n), np.int64(p.steps), np.int64(p.record_every), np.int64(p.mode), np.int64(p.nonlin),
-            np.int64(tangent), np.int64(p.e_floor), np.int64(p.d), np.int64(spd), np.int64(xbl), np.int64(vpb),
-            np.int64(group), np.uint64(p.k0), np.uint64(p.k1))
+            np.int64(tangent), np.int64(p.e_floor), np.int64(p.d), np.int64(spd), np.int64(xbl),
+            np.int64(vpb), np.int64(group), np.uint64(p.k0), np.uint64(p.k1))
     c3, scale = np.uint64(p.c3_base), dt.type(p.input_scale)
     c2_0 = p.c2_start   # start + batch <= 2**32: c2 = c2_0 + m fits its 32-bit word
 

@@ -157,6 +157,6 @@ def unroll(plan, W, UT, bias, xarr, G0, E0, V0, EV0, out, *, realizations_per_bl
         return a.view(cp.uint64)
     o = out
     args = (B, bias, xarr, G0, u64(E0), V0, u64(EV0), o["log_norm"], o["tangent_log_norm"], o["final_state"],
-            u64(o["final_exponent"]), o["final_tangent"], u64(o["final_tangent_exponent"]), cp.asarray(plan_arr),
-            dt.type(p.input_scale))
+            u64(o["final_exponent"]), o["final_tangent"], u64(o["final_tangent_exponent"]),
+            cp.asarray(plan_arr), dt.type(p.input_scale))
     kernel((grid,), (block,), args, shared_mem=int(smem))

@@ -169,7 +169,6 @@ class Plan:
         return self.steps // self.record_every
 
 
-
 def plan(*, batch, R, n, d, du, steps, record_every, inputs, nonlinearity, tangent, nbias, bx, rx, bound,
          seed, start, input_scale, dtype):
     """The :class:`Plan` of a validated call (``bound``: :func:`input_bound`)."""
@@ -186,9 +185,11 @@ def output_shapes(p):
     tangent's are (1, 1[, 1]) placeholders without ``tangent``)."""
     nb, R, n, K = p.batch, p.R, p.n, p.records
     t = (nb, R) if p.tangent else (1, 1)
-    return {"log_norm": ((nb, R, K), "float64"), "tangent_log_norm": (t + ((K,) if p.tangent else (1,)), "float64"),
+    return {"log_norm": ((nb, R, K), "float64"),
+            "tangent_log_norm": (t + ((K,) if p.tangent else (1,)), "float64"),
             "final_state": ((nb, R, n), p.dtype), "final_exponent": ((nb, R), "int64"),
-            "final_tangent": (t + ((n,) if p.tangent else (1,)), p.dtype), "final_tangent_exponent": (t, "int64")}
+            "final_tangent": (t + ((n,) if p.tangent else (1,)), p.dtype),
+            "final_tangent_exponent": (t, "int64")}
 
 
 def record_steps(steps, record_every):
