@@ -362,21 +362,6 @@ def unroll_inputs(x, steps, d, batch, R, batched, dtype):
     return arr.reshape((shp[0] if arr.ndim == 4 else 1, shp[-3] if arr.ndim >= 3 else 1, steps, d))
 
 
-def unroll_matrix_U(U, n, dtype):
-    arr = real_array(U, "U", dtype, "(n, d)")
-    if arr.ndim != 2 or arr.shape[0] != n or arr.shape[1] < 1:
-        raise ValueError(f"U must have shape (n, d) = ({n}, d) with d >= 1 (h_t = f(W h + U x_t + b)), "
-                         f"got {arr.shape}")
-    return arr
-
-
-def unroll_bias(b, n, dtype):
-    arr = real_array(b, "b", dtype, "(n,)")
-    if arr.shape != (n,):
-        raise ValueError(f"b must have shape (n,) = ({n},), got {arr.shape}")
-    return arr
-
-
 def unroll_inputs_kind(inputs):
     """``inputs``: "gaussian", None or an array (returned unchanged; an array is checked by unroll_inputs)."""
     if isinstance(inputs, str) and inputs != "gaussian":
@@ -404,3 +389,18 @@ def unroll_input_bound(bound, input_scale, dtype):
     if not bound < top or input_scale * _unroll.GAUSS_MAX >= top:
         raise ValueError(f"the inputs are too large for {dt.name}: |U x_t + b| may reach {bound:.3g} "
                          f"(input_scale={input_scale:g}); scale them down or use float64")
+
+
+def unroll_matrix_U(U, n, dtype):
+    arr = real_array(U, "U", dtype, "(n, d)")
+    if arr.ndim != 2 or arr.shape[0] != n or arr.shape[1] < 1:
+        raise ValueError(f"U must have shape (n, d) = ({n}, d) with d >= 1 (h_t = f(W h + U x_t + b)), "
+                         f"got {arr.shape}")
+    return arr
+
+
+def unroll_bias(b, n, dtype):
+    arr = real_array(b, "b", dtype, "(n,)")
+    if arr.shape != (n,):
+        raise ValueError(f"b must have shape (n,) = ({n},), got {arr.shape}")
+    return arr
