@@ -58,7 +58,7 @@ class UnrollResult:
 def _host(a):
     """A host copy of a CuPy (or __cuda_array_interface__) array, for the shared validation."""
     if _backend.is_cupy(a) or hasattr(a, "__cuda_array_interface__"):
-        return _backend._cupy().asarray(a).get()
+        return _backend.xp("cuda").asarray(a).get()
     return a
 
 
@@ -107,7 +107,7 @@ def unroll(W, steps, *, realizations=1, inputs="gaussian", input_scale=1.0, U=No
     # --- validate (shared by both backends: W on its device, the small arrays on the host) ---------------
     on_gpu = _backend.is_cupy(W) or hasattr(W, "__cuda_array_interface__")
     if on_gpu:
-        W = _backend._cupy().asarray(W)
+        W = _backend.xp("cuda").asarray(W)
         U, b, h0, v0 = (None if a is None else _host(a) for a in (U, b, h0, v0))
         if not (inputs is None or isinstance(inputs, str)):
             inputs = _host(inputs)
@@ -188,6 +188,6 @@ def _kernels(backend):
     xarr, G0, E0, V0, EV0, out)`` (kernels/cpu/unroll.py, kernels/cuda/unroll_launch.py)."""
     if backend == "cuda":
         from .kernels.cuda import unroll_launch
-        return _backend._cupy(), unroll_launch
+        return _backend.xp("cuda"), unroll_launch
     from .kernels.cpu import unroll as cpu_unroll
     return np, cpu_unroll
