@@ -12,6 +12,7 @@ import numpy as np
 
 from .spec.stream import MAX_INDEX, MAX_SEED, MAX_SUB  # noqa: F401  (the stream's limits)
 from .spec import activations as _act
+from .spec import unroll as _unroll
 
 
 def integer(x, name):
@@ -347,8 +348,8 @@ def tolerance(tol, name="tol"):
 
 
 # --- rf.unroll -------------------------------------------------------------------------------------
-NONLINEARITIES = _act.UNROLL
-UNROLL_MAX_VALUES = 2 ** 49        # values of one input stream (2**48 Philox blocks, >= 2 values each)
+NONLINEARITIES = _unroll.NONLINEARITIES
+UNROLL_MAX_VALUES = _unroll.MAX_VALUES   # values of one input stream (2**48 Philox blocks, >= 2 values each)
 
 
 def unroll_weights(W):
@@ -378,12 +379,12 @@ def unroll_weights(W):
                         f"W.astype('float32') or W.astype('float64')")
     finite(W, "W")
     n = W.shape[-1]
-    big = 2.0 ** (100 if nm == "float32" else 400)
+    top = _unroll.W_MAX_LOG2[nm]
     wmax = float(xp.abs(W).max())
-    if wmax * n >= big:
-        raise ValueError(f"W has entries up to {wmax:.3g}: max|W|·n must be below "
-                         f"2**{100 if nm == 'float32' else 400} for the scaled state to stay finite; "
-                         f"unroll W / c instead and add t·log(c) to log_norm (linear/relu)")
+    if wmax * n >= 2.0 ** top:
+        raise ValueError(f"W has entries up to {wmax:.3g}: max|W|·n must be below 2**{top} for the scaled "
+                         f"state to stay finite; unroll W / c instead and add t·log(c) to log_norm "
+                         f"(linear/relu)")
     batched = W.ndim == 3
     W3 = xp.ascontiguousarray(W if batched else W[None])
     return W3, batched
@@ -460,6 +461,35 @@ def unroll_inputs(x, steps, d, batch, R, batched, dtype):
         if shp[0] != batch:
             raise ValueError(f"inputs has batch {shp[0]} but W has batch {batch}")
     return arr.reshape((shp[0] if arr.ndim == 4 else 1, shp[-3] if arr.ndim >= 3 else 1, steps, d))
+
+
+def unroll_inputs_kind(inputs):
+    """``inputs``: "gaussian", None or an array (returned unchanged; an array is checked by unroll_inputs)."""
+    if isinstance(inputs, str) and inputs != "gaussian":
+        raise ValueError(f'inputs must be "gaussian", None or an array, got {inputs!r}')
+    return inputs
+
+
+def unroll_stream_length(steps, d):
+    """steps·d values must fit one input stream."""
+    if steps * d >= UNROLL_MAX_VALUES:
+        raise ValueError(f"steps·d = {steps * d} exceeds the {UNROLL_MAX_VALUES} values of one input stream; "
+                         f"unroll in shorter runs")
+
+
+def unroll_v0(v0, tangent):
+    if v0 is not None and not tangent:
+        raise ValueError("v0 is given but tangent=False; pass tangent=True to propagate it")
+
+
+def unroll_input_bound(bound, input_scale, dtype):
+    """The bound on |U x_t + b| (spec.unroll.input_bound) must leave headroom below the dtype's largest
+    number (the scaled inputs and the state's squared norm must stay finite)."""
+    dt = np.dtype(dtype)
+    top = float(np.finfo(dt).max) * 2.0 ** -_unroll.INPUT_HEADROOM_LOG2
+    if not bound < top or input_scale * _unroll.GAUSS_MAX >= top:
+        raise ValueError(f"the inputs are too large for {dt.name}: |U x_t + b| may reach {bound:.3g} "
+                         f"(input_scale={input_scale:g}); scale them down or use float64")
 
 
 def unroll_matrix_U(U, n, dtype):
