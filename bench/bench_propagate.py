@@ -5,9 +5,10 @@ the stream, never stored) x width x dtype x backend, and the other weight famili
 backward (layer 0 is square here, in_width = width), i.e. 4 * depth * width^2 * samples * batch per call.
 Weight generation, activations and statistics come on top.
 
-CUDA: ``rf.propagate(backend="cuda")`` raises NotImplementedError until the CUDA kernel lands;
-``warm_up`` turns that into SkipNotImplemented (as the missing GPU/CuPy is), so the cuda column shows
-n/a for now and fills in by itself once the kernel exists.
+CUDA: ``rf.propagate(backend="cuda")`` runs kernels/cuda/propagate.cu; without CuPy and a GPU the cuda
+column is skipped (``cuda_or_skip``: SkipNotImplemented, asv shows n/a).  The warm-up call in ``setup``
+compiles the Numba kernel of the benchmark's family, activation and dtype (or the CUDA module) outside
+the timed calls.
 """
 from __future__ import annotations
 

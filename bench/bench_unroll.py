@@ -9,9 +9,8 @@ either way): neither the states nor the inputs are stored, so the two peaks are 
 one state or input per step would add steps * R * n * 4 bytes, about 200 MB at 100,000 steps.
 
 CUDA: a CuPy W runs kernels/cuda/unroll.cu (the W of the cuda variants is sampled on the GPU; results stay
-there, timed calls synchronise). Without CuPy and a GPU the cuda variants are skipped (n/a); a build whose
-CUDA path raises NotImplementedError is skipped too (``warm_up``), not failed. ``peakmem_`` is host memory
-(RSS) only.
+there, timed calls synchronise). Without CuPy and a GPU the cuda variants are skipped (n/a).
+``peakmem_`` is host memory (RSS) only.
 """
 from __future__ import annotations
 

@@ -2,16 +2,17 @@
 
 * ``Benchmark``: base class; subclasses warm up (JIT compilation, CUDA module loading) in ``setup`` so
   compile time never lands in a timing.
-* ``cuda_or_skip()``: raises ``NotImplementedError`` (asv's "skipped" signal, ``SkipNotImplemented``)
-  when CuPy or a GPU is missing, so CUDA benchmarks are skipped, not failed, on a CPU machine.
+* ``cuda_or_skip()``: raises asv's ``SkipNotImplemented`` when CuPy or a GPU is missing, so CUDA
+  benchmarks show ``n/a`` (skipped), not failed, on a CPU machine.
 * ``sync(backend)``: GPU calls synchronise inside the timed function.
 * ``warm_up(backend, call)``: runs a tiny call of the benchmarked function (same dtype and signature) in
-  ``setup``; on the CUDA backend a ``NotImplementedError`` from it (a kernel whose CUDA path is not
-  written yet) becomes ``SkipNotImplemented``, so the benchmark shows ``n/a`` and starts running by
-  itself once the kernel lands.
+  ``setup``, so that compilation or module loading stays out of the timings.
 * ``best_time(call)``, ``GFLOPS``: for ``track_`` benchmarks that report an achieved rate.
 * ``preload_cpu_kernels(*names)``: under ``asv run --launch-method forkserver``, loads the Numba kernels
   once in the fork server instead of once per benchmark process.
+
+Time to first result (compilation itself) is measured on purpose, in fresh processes, by
+bench/bench_startup.py.
 """
 from __future__ import annotations
 
@@ -49,19 +50,10 @@ GFLOPS = "GFLOP/s"  # ``unit`` of the track_ benchmarks that report achieved flo
 
 def warm_up(backend, call):
     """Run ``call()`` (a tiny call of the benchmarked function with the benchmark's dtype, sizes and
-    backend) so that Numba compilation or CUDA module loading stays out of the timings.
-
-    On ``backend == "cuda"`` a ``NotImplementedError`` raised by the call means that the function has no
-    CUDA path yet: it is turned into ``SkipNotImplemented`` (asv shows ``n/a``). On the CPU it propagates
-    (a failure). Call ``cuda_or_skip(backend)`` first, before any CuPy array is made."""
-    try:
-        result = call()
-    except SkipNotImplemented:
-        raise
-    except NotImplementedError as exc:
-        if backend == "cuda":
-            raise SkipNotImplemented(f"CUDA path not implemented yet: {exc}") from exc
-        raise
+    backend) so that Numba compilation or CUDA module loading stays out of the timings.  Call
+    ``cuda_or_skip(backend)`` first, before any CuPy array is made.  Every public function has a CUDA
+    path: an exception here is a broken benchmark (asv reports it failed), never a skip."""
+    result = call()
     sync(backend)
     return result
 
@@ -79,19 +71,22 @@ def best_time(call, repeat=3):
 
 
 def preload_cpu_kernels(*names):
-    """In asv's fork server only (``asv run --launch-method forkserver``): import
-    ``rinit_fast.kernels.cpu.<name>`` for each name when the benchmark module is imported.
+    """In asv's fork server only (``asv run --launch-method forkserver``): load every signature of the
+    serial kernels of the families of the modules ``names`` (``"sampling"``, ``"spectral"``, ...) when the
+    benchmark module is imported.
 
-    The kernels are Numba functions with explicit signatures and ``cache=True``: importing a kernel module
-    loads (on a cold cache: compiles) them, 1-1.7 s per module on this machine, and the API imports its
-    kernel module on first use, i.e. in every benchmark process's ``setup``. The fork server imports the
-    benchmark modules once and forks a process per benchmark, so a preload there is paid once per run.
-    Under asv's default ``spawn`` (a fresh process per benchmark and parameter set, what CI uses) and in
-    discovery this does nothing: there it would only add the import to the benchmarks that are skipped.
-    Warm-up calls in ``setup`` keep compilation out of the timings either way."""
-    import importlib
+    The kernels compile lazily, one signature on its first call (kernels/cpu/_jit.py), so without this
+    every benchmark process would load (on a cold cache: compile) the signatures it uses in its
+    ``setup``.  The fork server imports the benchmark modules once and forks a process per benchmark:
+    loaded there, the machine code is inherited by every fork.  Kernels compiled with ``parallel=True``
+    (the sampling fills) are left to each benchmark process: loading one starts Numba's threading layer,
+    and with the OpenMP layer every process forked after that aborts ("fork() called from a process
+    already using GNU OpenMP"; measured).  Under asv's default ``spawn`` and in discovery this does
+    nothing.  Warm-up calls in ``setup`` keep compilation out of the timings either way."""
     import sys
     if "run_server" not in sys.argv:
         return
-    for name in names:
-        importlib.import_module(f"rinit_fast.kernels.cpu.{name}")
+    from rinit_fast.kernels.cpu import _jit
+    for k, i in _jit.select(sorted({_jit.family_of(n) for n in names})):
+        if not k.parallel:
+            k.compile(i)

@@ -1,11 +1,18 @@
 """One command for every side-by-side comparison: runs bench/compare_*.py in one process, in turn.
 
-    python bench/compare.py [--only sampling,spectral] [--quick]
+    python bench/compare.py [--only sampling,spectral,lyapunov] [--quick]
 
 Each script times rinit_fast and the anchors people use today (NumPy, SciPy eigvals/eigs, torch, CuPy
-when present) on the same work in the same run and prints times and ratios; this driver prints the
+when present; compare_frameworks: rinit_fast.torch/.jax against torch's and JAX's own initialisers of
+real models; NumPy/SciPy QR loops for the Lyapunov spectra of compare_lyapunov.py) on the same work in the
+same run and prints times and ratios; this driver prints the
 machine first and forwards ``--quick`` to scripts that accept it.  Results for this project's machines
 are kept, dated, in bench/RESULTS.md.
+
+The scripts import the *installed* rinit_fast (``pip install .``, or ``pip install -e .`` for
+development): run them as files (``python bench/compare.py``), which puts only ``bench/`` on
+``sys.path``.  Nothing here adds the repository root, whose ``rinit_fast/`` has no ``kernels/`` (they
+are installed as ``rinit_fast.kernels``).
 """
 from __future__ import annotations
 
@@ -21,8 +28,26 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def _bench_module(name):
+    """A module of bench/: ``bench.<name>`` under ``python -m bench.compare``, else ``<name>`` (bench/ is
+    the script's directory, first on sys.path)."""
+    return importlib.import_module(f"{__package__}.{name}" if __package__ else name)
+
+
+def check_installed():
+    """The rinit_fast that the scripts will import must carry its kernels (an installed package)."""
+    import importlib.util
+    spec = importlib.util.find_spec("rinit_fast")
+    if spec is None:
+        sys.exit("rinit_fast is not installed: run `pip install .` in the repository first")
+    if not os.path.isdir(os.path.join(os.path.dirname(spec.origin), "kernels")):  # without importing it
+        sys.exit(f"the rinit_fast found first on sys.path ({spec.origin}) has no kernels: it is the source "
+                 f"tree, not the installed package. Run `python bench/compare.py` (not `python -m "
+                 f"bench.compare`) after `pip install .`")
+
+
 def describe_machine():
-    from _machine import machine  # bench/ is this script's directory
+    machine = _bench_module("_machine").machine
     lines = [f"date {datetime.datetime.now().isoformat(timespec='minutes')}",
              f"cpu {machine()}"]
     try:
@@ -41,7 +66,6 @@ def describe_machine():
 
 
 def scripts():
-    sys.path.insert(0, os.path.dirname(HERE))
     return sorted(m.name for m in pkgutil.iter_modules([HERE]) if m.name.startswith("compare_"))
 
 
@@ -50,20 +74,23 @@ def main(argv=None):
     ap.add_argument("--only", default="", help="comma-separated names, e.g. sampling,spectral")
     ap.add_argument("--quick", action="store_true", help="smaller sizes/repeats where a script supports it")
     args = ap.parse_args(argv)
+    check_installed()
     print(describe_machine(), flush=True)
     wanted = [w.strip() for w in args.only.split(",") if w.strip()]
+    unknown = sorted(set(wanted) - {s[len("compare_"):] for s in scripts()})
+    if unknown:
+        ap.error(f"--only: no bench/compare_{unknown[0]}.py; choose from "
+                 f"{', '.join(s[len('compare_'):] for s in scripts())}")
     failed = []
     for name in scripts():
         short = name[len("compare_"):]
         if wanted and short not in wanted:
             continue
         print(f"\n## {short}  (bench/{name}.py)", flush=True)
-        mod = importlib.import_module(f"bench.{name}")
-        fn_args = []
-        if args.quick and "--quick" in inspect.getsource(mod):
-            fn_args = ["--quick"]
         t0 = time.perf_counter()
         try:
+            mod = _bench_module(name)
+            fn_args = ["--quick"] if args.quick and "--quick" in inspect.getsource(mod) else []
             mod.main(fn_args)
         except SystemExit as exc:
             if exc.code not in (0, None):

@@ -56,10 +56,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 
-if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import rinit_fast as rf  # noqa: E402
+import rinit_fast as rf  # the installed package (pip install .), never the source tree's rinit_fast/
 try:  # as bench.<script> (bench/compare.py) or as a script (bench/ on sys.path)
     from ._machine import machine
 except ImportError:

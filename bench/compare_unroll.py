@@ -1,6 +1,8 @@
-"""Side-by-side unroll speed on this machine, in one run: rf.unroll vs NumPy and torch loops doing the same work.
+"""Side-by-side unroll speed on this machine, in one run: rf.unroll vs NumPy and torch loops doing the same
+work.
 
     python bench/compare_unroll.py [--repeat 5] [--quick] [--sizes 500,64] [--realizations 50]
+    python bench/compare_unroll.py --compile      # first-call compile time of each variant instead
 
 The work, per step, for R realisations of a float32 linear RNN h_t = W h_{t-1} + x_t, x_t ~ N(0, I):
 draw the n·R inputs, one (n x n)·(n x R) product, the add, and log||h_t|| of every realisation (what
@@ -11,13 +13,26 @@ norms) is the ceiling such loops approach.  rf.unroll is also timed with one thr
 1 and 2 BLAS threads) is printed first.  Figures are steps per second: best and median of --repeat runs
 (wall clock), and the least CPU time per step of the process (all threads); the VM is shared and noisy,
 so compare ratios within one run.
+
+``--compile`` measures what the first call of each variant costs instead (issue 11: the first float32
+call <= 3 CPU s with an empty cache, <= 0.3 s cached): a fresh ``python -P`` process in an empty directory
+with an empty ``NUMBA_CACHE_DIR`` first draws a few float32 and float64 normals (``rf.rng.normals``: the
+stream body, shared with sampling, stays out of the figures), then times the first call of each variant
+in turn (CPU seconds of the process, all threads); a second process does the same with the cache the
+first one filled.
 """
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
+import shutil
 import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
 import time
 
 import numba
@@ -162,6 +177,69 @@ def engine(W, R, threads=None, **kw):
     return run
 
 
+# variant -> the call (after "W32/W64 = a 20 x 20 Glorot pair"), in the order they are timed
+COMPILE_CASES = (
+    ("float32, Gaussian inputs, linear (the first call)", "rf.unroll(W32, 10, realizations=3)"),
+    ("float32, tanh", "rf.unroll(W32, 10, realizations=3, nonlinearity='tanh')"),
+    ("float32, relu", "rf.unroll(W32, 10, realizations=3, nonlinearity='relu')"),
+    ("float32, tangent", "rf.unroll(W32, 10, realizations=3, tangent=True)"),
+    ("float32, tanh + tangent", "rf.unroll(W32, 10, realizations=3, tangent=True, nonlinearity='tanh')"),
+    ("float32, inputs=None", "rf.unroll(W32, 10, realizations=3, inputs=None)"),
+    ("float32, inputs array, U, b", "rf.unroll(W32, 10, realizations=3, inputs=np.ones((10, 5), np.float32), "
+                                    "U=np.ones((20, 5), np.float32) / 5, b=np.ones(20, np.float32))"),
+    ("float64, Gaussian inputs, linear", "rf.unroll(W64, 10, realizations=3)"),
+    ("float64, tanh + tangent", "rf.unroll(W64, 10, realizations=3, tangent=True, nonlinearity='tanh')"),
+)
+
+_CHILD = """
+import json, time
+import numpy as np
+import rinit_fast as rf
+rf.rng.normals(0, rf.rng.Purpose.INPUTS, count=8, dtype="float32")
+rf.rng.normals(0, rf.rng.Purpose.INPUTS, count=8, dtype="float64")
+W32 = (0.9 * np.random.default_rng(1).standard_normal((2, 20, 20)) / 20 ** 0.5).astype(np.float32)
+W64 = W32.astype(np.float64)
+out = []
+for call in CALLS:
+    c = time.process_time()
+    eval(call)
+    out.append(time.process_time() - c)
+print(json.dumps(out))
+"""
+
+
+def compile_times():
+    """CPU seconds of the first call of each COMPILE_CASES variant: (cold, cached) lists."""
+    cache = tempfile.mkdtemp(prefix="rf-numba-cache-")
+    cwd = tempfile.mkdtemp(prefix="rf-compile-")
+    code = "CALLS = " + repr([c for _, c in COMPILE_CASES]) + "\n" + textwrap.dedent(_CHILD)
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+    try:
+        runs = []
+        for _ in range(2):
+            r = subprocess.run([sys.executable, "-P", "-c", code], cwd=cwd, env=env, capture_output=True,
+                               text=True, check=True)
+            runs.append(json.loads(r.stdout.strip().splitlines()[-1]))
+        return runs
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+        shutil.rmtree(cwd, ignore_errors=True)
+
+
+def main_compile():
+    print(f"# compare_unroll --compile  {datetime.date.today()}  {machine()}")
+    print(f"# load average (1, 5, 15 min) at start: {load()}")
+    cold, warm = compile_times()
+    print("# CPU seconds of the first call of each variant, in this order, in one fresh process (empty "
+          "Numba cache; the stream body compiled beforehand), then in a second one (cache filled)")
+    print(f"{'':52} {'cold':>6} {'cached':>7}")
+    for (name, _), c, w in zip(COMPILE_CASES, cold, warm):
+        print(f"{name:52} {c:6.2f} {w:7.2f}")
+    print(f"{'all':52} {sum(cold):6.2f} {sum(warm):7.2f}")
+    print(f"# load average (1, 5, 15 min) at end: {load()}")
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5)
@@ -169,7 +247,10 @@ def main(argv=None):
     ap.add_argument("--realizations", type=int, default=50)
     ap.add_argument("--quick", action="store_true", help="fewer steps and 3 repeats")
     ap.add_argument("--no-ceiling", action="store_true", help="skip the BLAS GEMM ceiling")
+    ap.add_argument("--compile", action="store_true", help="first-call compile time of each variant instead")
     args = ap.parse_args(argv)
+    if args.compile:
+        return main_compile()
     repeat = 3 if args.quick else args.repeat
     R = args.realizations
     try:
@@ -223,7 +304,8 @@ def main(argv=None):
         for name, best, med, cpu in rows:
             ratio = "" if name.startswith("rf.") else f"{ours / best:6.2f}"
             cratio = "" if name.startswith("rf.") else f"{cpu / ours_cpu:6.2f}"
-            print(f"{name:42} {best:9.0f} {med:9.0f} {best * flop / 1e9:8.1f} {ratio:>6} {cpu:11.1f} {cratio:>6}")
+            print(f"{name:42} {best:9.0f} {med:9.0f} {best * flop / 1e9:8.1f} {ratio:>6} {cpu:11.1f} "
+                  f"{cratio:>6}")
     print(f"\n# load average (1, 5, 15 min) at end: {load()}")
     return 0
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from .spec.stream import MAX_INDEX, MAX_SEED, MAX_SUB  # noqa: F401  (the stream's limits)
 from .spec import activations as _act
+from .spec import unroll as _unroll
 from .spec.spectral import MIN_KRYLOV_DIM
 
 
@@ -56,6 +57,78 @@ def shape2d(shape):
         raise ValueError(f"shape must be n or (fan_out, fan_in): 1 or 2 dimensions, got {len(dims)} "
                          f"({dims!r}); for a batch use batch=...")
     return positive_int(dims[0], "shape[0] (fan_out)"), positive_int(dims[1], "shape[1] (fan_in)")
+
+
+# --- weight shapes of any rank (rf.sample, rinit_fast.torch, rinit_fast.jax) -------------------------
+def weight_shape(shape):
+    """``n`` -> (n, n); ``(fan_out, fan_in, *receptive_field)`` -> that tuple of Python ints (every
+    dimension >= 1).  The fans of a shape are ``scheme_table.torch_fans`` (PyTorch's rule)."""
+    if isinstance(shape, (numbers.Integral, np.integer)) and not isinstance(shape, (bool, np.bool_)):
+        n = positive_int(shape, "shape")
+        return n, n
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise TypeError(f"shape must be an int n or a tuple (fan_out, fan_in, *receptive_field), got "
+                        f"{shape!r}") from None
+    if len(dims) < 2:
+        raise ValueError(f"shape must be n or (fan_out, fan_in, *receptive_field): 2 or more dimensions, "
+                         f"got {len(dims)} ({dims!r}); a 1-D weight (a bias) has no fans: use a scheme "
+                         f"that needs none (normal, uniform, constant) with shape (1, n)")
+    names = ["shape[0] (fan_out)", "shape[1] (fan_in)"]
+    names += [f"shape[{i}] (receptive field)" for i in range(2, len(dims))]
+    return tuple(positive_int(d, nm) for d, nm in zip(dims, names))
+
+
+def stream_position(index, layer):
+    """A single tensor's stream position: matrix index (counter word c2) < 2**32, sub-index < 2**24."""
+    index = nonneg_int(index, "index")
+    layer = nonneg_int(layer, "layer")
+    if index >= MAX_INDEX:
+        raise ValueError(f"index must be < 2**32 (the stream's matrix index, counter word c2), got {index}")
+    if layer >= MAX_SUB:
+        raise ValueError(f"layer must be < 2**24 (the stream's sub-index), got {layer}")
+    return index, layer
+
+
+def fans(value, name="fans"):
+    """An explicit ``(fan_out, fan_in)`` pair of finite numbers > 0 (JAX's rule may give non-integers)."""
+    try:
+        pair = tuple(value)
+    except TypeError:
+        raise TypeError(f"{name} must be a pair (fan_out, fan_in), got {value!r}") from None
+    if len(pair) != 2:
+        raise ValueError(f"{name} must be a pair (fan_out, fan_in), got {len(pair)} values {pair!r}")
+    out = []
+    for v, nm in zip(pair, ("fan_out", "fan_in")):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Real, np.floating, np.integer)):
+            raise TypeError(f"{name}: {nm} must be a number, got {type(v).__name__} {v!r}")
+        f = float(v)
+        if not (np.isfinite(f) and f > 0.0):
+            raise ValueError(f"{name}: {nm} must be finite and > 0, got {v!r}")
+        out.append(int(f) if f.is_integer() else f)
+    return tuple(out)
+
+
+def axes(value, ndim, name):
+    """An axis or a sequence of axes of an ndim-dimensional shape (negative counted from the end),
+    as a tuple of non-negative ints without repeats (JAX's in_axis/out_axis/batch_axis)."""
+    items = (value,) if isinstance(value, (numbers.Integral, np.integer)) else value
+    try:
+        items = tuple(items)
+    except TypeError:
+        raise TypeError(f"{name} must be an int or a sequence of ints, got {value!r}") from None
+    out = []
+    for a in items:
+        a = integer(a, name)
+        if not -ndim <= a < ndim:
+            raise ValueError(f"{name}={value!r} is out of range for a {ndim}-dimensional shape "
+                             f"(axes -{ndim}..{ndim - 1})")
+        a %= ndim
+        if a in out:
+            raise ValueError(f"{name}={value!r} names axis {a} twice")
+        out.append(a)
+    return tuple(out)
 
 
 _REAL = {"float32": np.float32, "float64": np.float64}
@@ -205,6 +278,35 @@ def nonneg_finite(x, name):
     return v
 
 
+_activation, _seed = activation, seed   # (propagate_args' parameters shadow these names)
+
+
+def propagate_args(width, depth, *, activation, batch, samples, seed, start, bias_std, dtype, in_width,
+                   checkpoint):
+    """The numeric arguments of rf.propagate, checked and normalised (a dict; the scheme and backend are
+    checked by their own tables)."""
+    from .spec import propagate as spec
+    width = positive_int(width, "width")
+    depth = positive_int(depth, "depth")
+    if depth > spec.MAX_DEPTH:
+        raise ValueError(f"depth must be <= 2**24 (layers are sub-indices of the weights stream), got {depth}")
+    in_width = width if in_width is None else positive_int(in_width, "in_width")
+    act = _activation(activation)
+    batch = positive_int(batch, "batch")
+    samples = positive_int(samples, "samples")
+    if samples > spec.MAX_SAMPLES:
+        raise ValueError(f"samples must be <= 2**24 (inputs are sub-indices of the PROP_INPUT stream), got "
+                         f"{samples}; make more networks (batch) instead")
+    seed_ = _seed(seed)
+    start, batch, _, _ = stream_range(start, batch)
+    bias_std = nonneg_finite(bias_std, "bias_std")
+    dt = real_dtype(dtype, "dtype")
+    if checkpoint is not None:
+        checkpoint = positive_int(checkpoint, "checkpoint")
+    return dict(width=width, depth=depth, in_width=in_width, activation=act, batch=batch, samples=samples,
+                seed=seed_, start=start, bias_std=bias_std, dtype=dt.name, checkpoint=checkpoint)
+
+
 # --- rf.spectral_radius and rf.spectral_norm ------------------------------------------------------
 SPECTRAL_DTYPES = ("float32", "float64", "complex64", "complex128")
 SPECTRAL_METHODS = ("power", "exact")
@@ -256,8 +358,8 @@ def tolerance(tol, name="tol"):
 
 
 # --- rf.unroll -------------------------------------------------------------------------------------
-NONLINEARITIES = _act.UNROLL
-UNROLL_MAX_VALUES = 2 ** 49        # values of one input stream (2**48 Philox blocks, >= 2 values each)
+NONLINEARITIES = _unroll.NONLINEARITIES
+UNROLL_MAX_VALUES = _unroll.MAX_VALUES   # values of one input stream (2**48 Philox blocks, >= 2 values each)
 
 
 def unroll_weights(W):
@@ -287,12 +389,12 @@ def unroll_weights(W):
                         f"W.astype('float32') or W.astype('float64')")
     finite(W, "W")
     n = W.shape[-1]
-    big = 2.0 ** (100 if nm == "float32" else 400)
+    top = _unroll.W_MAX_LOG2[nm]
     wmax = float(xp.abs(W).max())
-    if wmax * n >= big:
-        raise ValueError(f"W has entries up to {wmax:.3g}: max|W|·n must be below "
-                         f"2**{100 if nm == 'float32' else 400} for the scaled state to stay finite; "
-                         f"unroll W / c instead and add t·log(c) to log_norm (linear/relu)")
+    if wmax * n >= 2.0 ** top:
+        raise ValueError(f"W has entries up to {wmax:.3g}: max|W|·n must be below 2**{top} for the scaled "
+                         f"state to stay finite; unroll W / c instead and add t·log(c) to log_norm "
+                         f"(linear/relu)")
     batched = W.ndim == 3
     W3 = xp.ascontiguousarray(W if batched else W[None])
     return W3, batched
@@ -371,6 +473,35 @@ def unroll_inputs(x, steps, d, batch, R, batched, dtype):
     return arr.reshape((shp[0] if arr.ndim == 4 else 1, shp[-3] if arr.ndim >= 3 else 1, steps, d))
 
 
+def unroll_inputs_kind(inputs):
+    """``inputs``: "gaussian", None or an array (returned unchanged; an array is checked by unroll_inputs)."""
+    if isinstance(inputs, str) and inputs != "gaussian":
+        raise ValueError(f'inputs must be "gaussian", None or an array, got {inputs!r}')
+    return inputs
+
+
+def unroll_stream_length(steps, d):
+    """steps·d values must fit one input stream."""
+    if steps * d >= UNROLL_MAX_VALUES:
+        raise ValueError(f"steps·d = {steps * d} exceeds the {UNROLL_MAX_VALUES} values of one input stream; "
+                         f"unroll in shorter runs")
+
+
+def unroll_v0(v0, tangent):
+    if v0 is not None and not tangent:
+        raise ValueError("v0 is given but tangent=False; pass tangent=True to propagate it")
+
+
+def unroll_input_bound(bound, input_scale, dtype):
+    """The bound on |U x_t + b| (spec.unroll.input_bound) must leave headroom below the dtype's largest
+    number (the scaled inputs and the state's squared norm must stay finite)."""
+    dt = np.dtype(dtype)
+    top = float(np.finfo(dt).max) * 2.0 ** -_unroll.INPUT_HEADROOM_LOG2
+    if not bound < top or input_scale * _unroll.GAUSS_MAX >= top:
+        raise ValueError(f"the inputs are too large for {dt.name}: |U x_t + b| may reach {bound:.3g} "
+                         f"(input_scale={input_scale:g}); scale them down or use float64")
+
+
 def unroll_matrix_U(U, n, dtype):
     arr = real_array(U, "U", dtype, "(n, d)")
     if arr.ndim != 2 or arr.shape[0] != n or arr.shape[1] < 1:
@@ -384,3 +515,67 @@ def unroll_bias(b, n, dtype):
     if arr.shape != (n,):
         raise ValueError(f"b must have shape (n,) = ({n},), got {arr.shape}")
     return arr
+
+
+# --- studies: rf.plot_study and rinit-fast plot ------------------------------------------------------
+
+def figure_format(fmt, formats):
+    """One of ``formats`` (case-insensitive), or a clear error."""
+    if not isinstance(fmt, str) or fmt.lower() not in formats:
+        raise ValueError(f"format must be one of {', '.join(formats)} (the figure file format), got {fmt!r}")
+    return fmt.lower()
+
+
+# --- rf.lyapunov -----------------------------------------------------------------------------------
+def lyapunov_weights(W):
+    """W for rf.lyapunov: a real (n, n) or (batch, n, n) float32/float64 host array with finite entries
+    and max|W|·n below the bound of rf.unroll (the scaled relu state and the frame's squared column norms
+    must stay finite).  Returns (W3, batched)."""
+    from . import _backend
+    if _backend.is_cupy(W) or hasattr(W, "__cuda_array_interface__"):
+        raise TypeError("rf.lyapunov runs on the CPU only (the CUDA kernel comes later, docs/lyapunov.md); "
+                        "pass a host array, e.g. cupy.asnumpy(W)")
+    if not isinstance(W, np.ndarray):
+        try:
+            W = np.asarray(W)
+        except Exception as exc:
+            raise TypeError(f"W must be an array, got {type(W).__name__}: {exc}") from exc
+    if W.dtype.kind == "c":
+        raise TypeError(f"W must be real (float32 or float64), got dtype {W.dtype}: the exponents of "
+                        f"rf.lyapunov are those of a real recurrence; pass W.real, or the real 2n x 2n form "
+                        f"[[Re W, -Im W], [Im W, Re W]] of a complex linear map")
+    if W.ndim in (2, 3) and W.dtype.name not in _REAL:
+        raise TypeError(f"W must be float32 or float64, got dtype {W.dtype}; convert with "
+                        f"W.astype('float32') or W.astype('float64')")
+    return unroll_weights(W)
+
+
+def lyapunov_k(k, n):
+    """k in 1..n (None: n)."""
+    if k is None:
+        return n
+    v = integer(k, "k")
+    if not 1 <= v <= n:
+        raise ValueError(f"k must be in 1..n = 1..{n} (the number of exponents; W is {n} x {n}), got {v}")
+    return v
+
+
+def lyapunov_schedule(steps, warmup, reortho_every, record_every):
+    """(steps, warmup, reortho_every, record_every or 0): steps >= 1, 0 <= warmup < steps (None: steps // 10),
+    reortho_every >= 1, record_every None or in 1..steps - warmup."""
+    from .spec.lyapunov import default_warmup
+    steps = positive_int(steps, "steps")
+    warmup = default_warmup(steps) if warmup is None else nonneg_int(warmup, "warmup")
+    if warmup >= steps:
+        raise ValueError(f"warmup must be < steps (the exponents average the steps after the warm-up), got "
+                         f"warmup={warmup}, steps={steps}; increase steps or lower warmup")
+    every = positive_int(reortho_every, "reortho_every")
+    if record_every is None:
+        rec = 0
+    else:
+        rec = integer(record_every, "record_every")
+        if not 1 <= rec <= steps - warmup:
+            raise ValueError(f"record_every must be None or in [1, steps - warmup] = [1, {steps - warmup}], "
+                             f"got {rec} (running estimates are recorded every record_every steps after "
+                             f"the warm-up)")
+    return steps, warmup, every, rec

@@ -4,7 +4,9 @@
     rinit-fast reproduce            the report of the core findings (docs/cli.md), a few minutes on a CPU
     rinit-fast sample-stats         sample a batch of every scheme, print its statistics against theory
     rinit-fast study CONFIG.toml    a Monte Carlo grid, chunked, resumable, on Dask if asked
+    rinit-fast plot DIR             the standard figures of a study directory
     rinit-fast calibrate N P        the empirical rescaling with P(rho > 1) = 1 - P at width N
+    rinit-fast compile              compile every CPU kernel ahead of time into Numba's cache
 
 Subcommands are argparse subparsers: a new one is a function ``_add_<name>(sub)`` registered in
 ``_SUBCOMMANDS``.
@@ -17,7 +19,7 @@ import sys
 
 def _add_sample_stats(sub):
     p = sub.add_parser("sample-stats", help="sample a batch of every scheme and print its statistics "
-                       "against theory (the default job)")
+                       "against theory")
     p.add_argument("--n", type=int, default=256, help="matrices are n x n (default 256)")
     p.add_argument("--batch", type=int, default=4, help="matrices per scheme (default 4)")
     p.add_argument("--seed", type=int, default=0)
@@ -99,9 +101,27 @@ def _add_study(sub):
 
 def _study(args):
     from .studies import run_study
-    res = run_study(args.config, args.out, workers=args.workers, scheduler=args.scheduler, chunk=args.chunk,
-                    progress=not args.no_progress)
-    print(res.table_csv(), end="")
+    import os
+    run_study(args.config, args.out, workers=args.workers, scheduler=args.scheduler, chunk=args.chunk,
+              progress=not args.no_progress, load=False)
+    with open(os.path.join(args.out, "summary.csv")) as f:  # written one cell at a time: any study size
+        print(f.read(), end="")
+    return 0
+
+
+def _add_plot(sub):
+    p = sub.add_parser("plot", help="write the standard figures of a study directory, chosen by what it "
+                       "measured (docs/studies.md)")
+    p.add_argument("dir", help="the study directory (rinit-fast study --out DIR)")
+    p.add_argument("--out", help="where to write the figures (default DIR/figures)")
+    p.add_argument("--format", default="png", choices=["png", "svg", "pdf"], help="figure format (default png)")
+    p.set_defaults(func=_plot)
+
+
+def _plot(args):
+    from .studies import plot_study
+    for f in plot_study(args.dir, args.out, format=args.format):
+        print(f)
     return 0
 
 
@@ -129,12 +149,80 @@ def _calibrate(args):
     return 0
 
 
-_SUBCOMMANDS = [_add_sample_stats, _add_reproduce, _add_study, _add_calibrate]
+def _add_compile(sub):
+    p = sub.add_parser("compile", help="compile every CPU kernel ahead of time into Numba's on-disk cache "
+                       "(container images, clusters: docs/performance.md)",
+                       description="Compile the Numba CPU kernels ahead of time, filling the on-disk cache "
+                       "(NUMBA_CACHE_DIR if set, else __pycache__ beside the installed kernels), so that "
+                       "later processes load machine code instead of compiling it. See docs/performance.md.")
+    p.add_argument("--family", default="", help="comma-separated kernel families (default: all): "
+                   "sample, spectral, unroll, propagate")
+    p.add_argument("--dtype", default="", help="comma-separated precisions (default: all): float32 "
+                   "(with complex64), float64 (with complex128)")
+    p.add_argument("--jobs", type=int, default=1, help="compile in N fresh processes (default 1; "
+                   "0 = one per CPU)")
+    p.add_argument("--list", action="store_true", help="list what would be compiled, compile nothing")
+    p.add_argument("-v", "--verbose", action="store_true", help="print each signature in full")
+    p.set_defaults(func=_compile)
+
+
+def _compile(args):
+    import os
+    import time
+
+    import numba
+
+    from .kernels.cpu import _jit
+    fams = [f.strip() for f in args.family.split(",") if f.strip()] or None
+    dts = [d.strip() for d in args.dtype.split(",") if d.strip()] or None
+    if args.jobs < 0:
+        raise ValueError(f"--jobs must be >= 0 (0 = one per CPU), got {args.jobs}")
+    jobs = args.jobs or os.cpu_count() or 1
+    chosen = _jit.select(fams, dts)  # validates --family and --dtype; imports the kernels, compiles nothing
+    if args.list:
+        for k, i in chosen:
+            name = f"{k.module}.{k.py_func.__name__}"
+            sig = _jit.signature_text(k.signatures[i])
+            print(f"{k.family:<10} {name:<28} {k.precision(i) or 'any':<8} {sig}")
+        return 0
+    env = os.environ.get("NUMBA_CACHE_DIR")
+    print(f"rinit-fast compile: Numba {numba.__version__}, CPU {numba.config.CPU_NAME or 'host'}, "
+          f"NUMBA_CACHE_DIR={env if env else '(unset)'}, {jobs} process{'es' if jobs > 1 else ''}",
+          flush=True)
+
+    def log(r):
+        sig = f"  {r['signature']}" if args.verbose else ""
+        print(f"  {r['status']:<8} {r['cpu_s']:6.1f} s  {r['kernel']:<28} {r['precision'] or 'any':<8}{sig}",
+              flush=True)
+
+    c0, w0 = time.process_time(), time.perf_counter()
+    recs = _jit.compile_selected(fams, dts, jobs=jobs, log=log)
+    wall = time.perf_counter() - w0
+    if not recs:
+        print("nothing selected")
+        return 0
+    print(f"{'family':<12}{'signatures':>11}{'compiled':>10}{'cached':>8}{'CPU s':>9}")
+    by = {}
+    for r in recs:
+        by.setdefault(r["family"], []).append(r)
+    for fam, rs in by.items():
+        print(f"{fam:<12}{len(rs):>11}{sum(r['status'] == 'compiled' for r in rs):>10}"
+              f"{sum(r['status'] != 'compiled' for r in rs):>8}{sum(r['cpu_s'] for r in rs):>9.1f}")
+    n_comp = sum(r["status"] == "compiled" for r in recs)
+    cpu = sum(r["cpu_s"] for r in recs) if jobs > 1 else time.process_time() - c0
+    print(f"{'total':<12}{len(recs):>11}{n_comp:>10}{len(recs) - n_comp:>8}{cpu:>9.1f}   ({wall:.1f} s wall)")
+    for path in sorted({r["cache_path"] for r in recs}):
+        print(f"cache directory: {path}")
+    return 0
+
+
+_SUBCOMMANDS = [_add_sample_stats, _add_reproduce, _add_study, _add_plot, _add_calibrate, _add_compile]
 
 
 def parser():
     p = argparse.ArgumentParser(prog="rinit-fast", description="rinit_fast: the science of weight "
-                                "initialisation. Without a subcommand, runs sample-stats.")
+                                "initialisation. Without a subcommand, runs the main job: reproduce, with its defaults "
+                                "(./rinit-report).")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for add in _SUBCOMMANDS:
         add(sub)

@@ -3,31 +3,23 @@
 A stack ``x_{l+1} = f(W_l x_l + b_l)``, l = 0 .. depth-1, with a fresh matrix per layer: layer ``l`` of
 network ``j`` is ``rf.sample(scheme, (width, fan_in), seed=seed, start=j, layer=l)`` (fan_in =
 ``in_width`` for layer 0, ``width`` after), regenerated inside the kernel and never stored whole.
-Validate → plan → call the kernel of kernels/cpu/propagate.py (or, backend="cuda", kernels/cuda/propagate.cu
-through kernels/cuda/propagate_launch.py).
+Validate (rinit_fast/_validate.py) → plan (rinit_fast/spec/propagate.py: path, segments, panels, memory)
+→ run the plan on the backend (kernels/cpu/propagate.py, or kernels/cuda/propagate_launch.py with
+kernels/cuda/propagate.cu); the two backends read the same plan.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from .kernels.cpu import threads
 from . import _backend, _validate, scheme_table as schemes
-from .rng import Purpose, counter_word3, key_words
-from .spec import activations
+from .kernels.cpu import threads
+from .sampling import sample
+from .spec import propagate as spec
+from .spec.propagate import STAT_FIELDS
 
 __all__ = ["propagate", "PropagateResult"]
-
-STAT_FIELDS = ("preact_mean", "preact_var", "preact_unit_var", "act_mean", "act_var", "act_unit_var",
-               "act_abs_mean", "grad_var")
-_PANEL_VALUES = 16384          # weights per generated panel (kernels/cpu/propagate.py): 64 KiB in float32,
-_PANEL_MIN_ROWS = 64           # but at least 64 rows (thinner GEMMs run slower: docs/propagate.md),
-_PANEL_MAX_VALUES = 1 << 20    # unless that would exceed 2**20 values
-_STORE_BUDGET = 1 << 30        # bytes of stored derivatives (all networks in flight) before checkpointing
-_ORTHO_CHUNK = 8               # networks per materialised layer for orthogonal schemes
-MAX_DEPTH = 2 ** 24            # layers are sub-indices of the weights stream
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,29 +107,6 @@ class PropagateResult:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("per_network", "config")}
 
 
-def _family(draw, name):
-    """(kernel family code, mul, add) of a Draw, or None for orthogonal (materialised)."""
-    f = draw.family
-    if f == "normal":
-        return 0, 1.0, 0.0
-    if f == "uniform01":
-        return 1, 1.0, 0.0
-    if f == "uniform":
-        return 1, 2.0, -1.0
-    if f == "truncated":
-        return 2, 1.0, 0.0
-    if f == "constant":
-        return 3, 1.0, 0.0
-    if f == "orthogonal":
-        return None
-    raise AssertionError(f"{name}: family {f}")  # pragma: no cover
-
-
-def _panel_rows(width, in_width):
-    fi = max(width, in_width)
-    return max(1, min(width, max(_PANEL_VALUES // fi, min(_PANEL_MIN_ROWS, _PANEL_MAX_VALUES // fi))))
-
-
 def propagate(scheme, width, depth, *, activation, batch=1, samples=32, seed=0, start=0, backend="cpu",
               gain=1.0, bias_std=0.0, dtype="float32", in_width=None, checkpoint=None, **scheme_params):
     """Propagate random inputs through ``batch`` random networks of ``depth`` layers and return the
@@ -177,187 +146,65 @@ def propagate(scheme, width, depth, *, activation, batch=1, samples=32, seed=0, 
     **scheme_params
         The scheme's parameters (``std``, ``a``, ``value``, ...).
     """
+    # validate
     name = schemes.canonical(scheme)
-    width = _validate.positive_int(width, "width")
-    depth = _validate.positive_int(depth, "depth")
-    if depth > MAX_DEPTH:
-        raise ValueError(f"depth must be <= 2**24 (layers are sub-indices of the weights stream), got {depth}")
-    in_width = width if in_width is None else _validate.positive_int(in_width, "in_width")
-    act = _validate.activation(activation)
-    batch = _validate.positive_int(batch, "batch")
-    samples = _validate.positive_int(samples, "samples")
-    if samples > _validate.MAX_SUB:
-        raise ValueError(f"samples must be <= 2**24 (inputs are sub-indices of the PROP_INPUT stream), got "
-                         f"{samples}")
-    seed = _validate.seed(seed)
-    start, batch, _, _ = _validate.stream_range(start, batch)
+    a = _validate.propagate_args(width, depth, activation=activation, batch=batch, samples=samples, seed=seed,
+                                 start=start, bias_std=bias_std, dtype=dtype, in_width=in_width,
+                                 checkpoint=checkpoint)
     backend = _backend.check(backend)
-    bias_std = _validate.nonneg_finite(bias_std, "bias_std")
-    draw0 = schemes.resolve(name, width, in_width, gain, **scheme_params)
-    draw = schemes.resolve(name, width, width, gain, **scheme_params)
+    draw0 = schemes.resolve(name, a["width"], a["in_width"], gain, **scheme_params)
+    draw = schemes.resolve(name, a["width"], a["width"], gain, **scheme_params)
     if draw.complex:
         raise ValueError(f"propagate: scheme {name!r} is complex; propagation is defined for real schemes "
                          f"only (use e.g. 'glorot_normal')")
-    dt = _validate.real_dtype(dtype, "dtype")
-    if checkpoint is not None:
-        checkpoint = _validate.positive_int(checkpoint, "checkpoint")
-    fam = _family(draw, name)
-    maxw = max(width, in_width)
-    pr = _panel_rows(width, in_width)
-    isz = dt.itemsize
-    inflight = min(batch, threads.nthreads())
-    config = dict(scheme=name, width=width, depth=depth, in_width=in_width, activation=act, batch=batch,
-                  samples=samples, seed=seed, start=start, gain=float(gain), bias_std=bias_std,
-                  dtype=dt.name, params=dict(scheme_params))
-    stats = np.zeros((batch, depth, len(STAT_FIELDS)), dtype=np.float64)
-    k0, k1 = key_words(seed)
-    c3 = {p: counter_word3(p, 0) for p in (Purpose.WEIGHTS, Purpose.PROP_BIAS, Purpose.PROP_INPUT,
-                                           Purpose.PROP_GRAD)}
-
-    if backend == "cuda":
-        _propagate_cuda(stats, config, fam, draw0, draw, checkpoint, scheme_params)
-        return PropagateResult.from_networks(stats, config)
-
-    if fam is None:  # orthogonal: materialise each layer (QR), layer-major over chunks of networks
-        chunk = min(batch, _ORTHO_CHUNK)
-        nbytes = chunk * isz * (samples * (depth * width + 4 * maxw + width) + 2 * width * maxw)
-        _validate.memory(nbytes + stats.nbytes, f"propagate({name!r}, width={width}, depth={depth}, "
-                         f"samples={samples})")
-        config["checkpoint"] = depth
-        _propagate_given(stats, name, width, in_width, depth, samples, act, seed, start, gain, bias_std, dt,
-                         pr, chunk, scheme_params)
-        return PropagateResult.from_networks(stats, config)
-
-    def per_network(seg):
-        nseg = -(-depth // seg)
-        ck = nseg if nseg > 1 else 0
-        return isz * (samples * (4 * maxw + width + seg * width + ck * maxw) + pr * maxw)
-
-    if checkpoint is None:
-        store = inflight * isz * samples * depth * width
-        seg = depth if store <= _STORE_BUDGET else max(1, math.isqrt(depth - 1) + 1)
-    else:
-        seg = min(checkpoint, depth)
-    _validate.memory(inflight * per_network(seg) + stats.nbytes,
-                     f"propagate({name!r}, width={width}, depth={depth}, samples={samples}, checkpoint={seg})")
-    config["checkpoint"] = seg
-    code, mul, add = fam
-    typ = dt.type
-    from .kernels.cpu import propagate as kern
-    fn = kern.compiled(kern.network_f32 if dt == np.float32 else kern.network_f64)
-    args = (k0, k1, c3[Purpose.WEIGHTS], c3[Purpose.PROP_BIAS], c3[Purpose.PROP_INPUT], c3[Purpose.PROP_GRAD],
-            code, typ(mul), typ(add), typ(draw0.scale), typ(draw.scale), typ(bias_std), width, in_width,
-            samples, activations.code(act), seg, pr, np.empty((0, 0), dt))
-
-    def task(b):
-        fn(stats[b], args[0], args[1], np.uint64(start + b), *args[2:])
-
-    with threads.blas_single_thread():
-        threads.run_tasks(task, batch)
+    # plan
+    plan = spec.plan(backend=backend, draw_family=draw.family, scale0=draw0.scale, scale=draw.scale,
+                     inflight=threads.nthreads() if backend == "cpu" else 1,
+                     free_bytes=_backend.available_memory("cuda") if backend == "cuda" else None, **a)
+    _validate.memory(plan.nbytes, f"propagate({name!r}, width={plan.width}, depth={plan.depth}, "
+                     f"samples={plan.samples}, checkpoint={plan.seg})"
+                     + (" on the GPU" if backend == "cuda" else ""), backend=backend)
+    config = dict(scheme=name, width=plan.width, depth=plan.depth, in_width=plan.in_width,
+                  activation=a["activation"], batch=plan.batch, samples=plan.samples, seed=a["seed"],
+                  start=plan.start, gain=float(gain), bias_std=plan.bias_std, dtype=plan.dtype,
+                  params=dict(scheme_params), checkpoint=plan.seg)
+    # run on the backend
+    stats = np.zeros(plan.stats_shape, dtype=np.float64)
+    weights = _layers(name, plan, a["seed"], gain, scheme_params) if plan.path == spec.MATERIALISED else None
+    _runner(backend).run(stats, plan, weights)
     return PropagateResult.from_networks(stats, config)
 
 
-def _propagate_cuda(stats, config, fam, draw0, draw, checkpoint, params):
-    """backend="cuda": kernels/cuda/propagate.cu through kernels/cuda/propagate_launch.py (docs/cuda.md,
-    "Propagate kernels").  Same streams, same statistics; the statistics come back as NumPy arrays."""
-    from .kernels.cuda import propagate_launch as pl
-    name, width, depth, in_width = config["scheme"], config["width"], config["depth"], config["in_width"]
-    batch, samples, seed, start = config["batch"], config["samples"], config["seed"], config["start"]
-    dt = np.dtype(config["dtype"])
-    isz = dt.itemsize
-    maxw = max(width, in_width)
-    if checkpoint is None:
-        store = batch * isz * samples * depth * width
-        seg = depth if store <= _STORE_BUDGET else max(1, math.isqrt(depth - 1) + 1)
-    else:
-        seg = min(checkpoint, depth)
-    per = pl.bytes_per_network(width, in_width, depth, samples, seg, isz)
-    if fam is None:  # orthogonal: one materialised layer per network of the chunk (+ cuSOLVER's float64 QR)
-        per += 4 * 8 * width * maxw
-        chunk = min(batch, _ORTHO_CHUNK)
-    else:
-        free = _backend.available_memory("cuda")
-        chunk = max(1, min(batch, int(0.5 * free) // max(1, per)))
-    _validate.memory(chunk * per + stats.nbytes, f"propagate({name!r}, width={width}, depth={depth}, "
-                     f"samples={samples}, checkpoint={seg}) on the GPU", backend="cuda")
-    config["checkpoint"] = seg
-    k0, k1 = key_words(seed)
-    weights = None
-    code, mul, add = (0, 1.0, 0.0) if fam is None else fam
-    if fam is None:
-        from .sampling import sample
-
-        def weights(c0, nb, layer):
-            fi = in_width if layer == 0 else width
-            return sample(name, (width, fi), batch=nb, seed=seed, start=start + c0, layer=layer, dtype=dt,
-                          gain=config["gain"], backend="cuda", **params)
-    pl.propagate(stats, width=width, in_width=in_width, depth=depth, samples=samples,
-                 act=activations.code(config["activation"]), k0=int(k0), k1=int(k1), start=start,
-                 c3w=int(counter_word3(Purpose.WEIGHTS, 0)), c3b=int(counter_word3(Purpose.PROP_BIAS, 0)),
-                 c3x=int(counter_word3(Purpose.PROP_INPUT, 0)), c3g=int(counter_word3(Purpose.PROP_GRAD, 0)),
-                 family=code, mul=mul, add=add, scale0=draw0.scale, scale=draw.scale,
-                 bias_std=config["bias_std"], dtype=dt, seg=seg, chunk=chunk, weights=weights)
+def _layers(name, plan, seed, gain, params):
+    """The materialised path's weights: ``weights(c0, nb, layer)`` is layer ``layer`` of networks
+    plan.start + c0 .. + nb - 1, drawn by rf.sample on the plan's backend."""
+    def weights(c0, nb, layer):
+        return sample(name, (plan.width, plan.in_width if layer == 0 else plan.width), batch=nb, seed=seed,
+                      start=plan.start + c0, layer=layer, dtype=plan.dtype, gain=gain, backend=plan.backend,
+                      **params)
+    return weights
 
 
-def _propagate_given(stats, name, width, in_width, depth, samples, act, seed, start, gain, bias_std, dt, pr,
-                     chunk, params):
-    """Materialised weights: each layer of a chunk of networks drawn by rf.sample (once forward, once
-    backward), then the same layer steps as the generated path (kernels/cpu/propagate.py ``given_*``)."""
-    from .kernels.cpu import propagate as kern
-    from .sampling import sample
-    k0, k1 = key_words(seed)
-    c3b = counter_word3(Purpose.PROP_BIAS, 0)
-    c3x = counter_word3(Purpose.PROP_INPUT, 0)
-    c3g = counter_word3(Purpose.PROP_GRAD, 0)
-    maxw = max(width, in_width)
-    code = activations.code(act)
-    typ = dt.type
-    f32 = dt == np.float32
-    k_in, k_fw, k_bw = kern.compiled(*((kern.given_inputs_f32, kern.given_forward_f32, kern.given_backward_f32)
-                                       if f32 else
-                                       (kern.given_inputs_f64, kern.given_forward_f64, kern.given_backward_f64)))
-    nthreads = threads.nthreads()
-    for c0 in range(0, stats.shape[0], chunk):
-        nb = min(chunk, stats.shape[0] - c0)
-        st = stats[c0:c0 + nb]
-        X3 = np.zeros((nb, maxw, samples), dt)
-        G3 = [np.zeros((maxw, samples), dt) for _ in range(nb)]
-        G3b = [np.zeros((maxw, samples), dt) for _ in range(nb)]
-        Z3 = np.zeros((nb, width, samples), dt)
-        D4 = np.zeros((nb, depth, width, samples), dt)
-        c2 = [np.uint64(start + c0 + b) for b in range(nb)]
-        for b in range(nb):
-            k_in(X3[b], G3[b], k0, k1, c2[b], c3x, c3g, in_width, width)
-        for layer in range(depth):
-            fi = in_width if layer == 0 else width
-            W3 = sample(name, (width, fi), batch=nb, seed=seed, start=start + c0, layer=layer, dtype=dt,
-                        gain=gain, **params)
-
-            def fwd(b, W3=W3, layer=layer):
-                k_fw(W3[b], X3[b], Z3[b], D4[b, layer], st[b, layer], k0, k1, c2[b], c3b + np.uint64(layer),
-                     typ(bias_std), code, pr)
-            with threads.blas_single_thread():
-                threads.run_tasks(fwd, nb, nthreads)
-        for layer in range(depth - 1, -1, -1):
-            fi = in_width if layer == 0 else width
-            W3 = sample(name, (width, fi), batch=nb, seed=seed, start=start + c0, layer=layer, dtype=dt,
-                        gain=gain, **params)
-
-            def bwd(b, W3=W3, layer=layer):
-                k_bw(W3[b], D4[b, layer], G3[b], G3b[b], st[b, layer], pr)
-                G3[b], G3b[b] = G3b[b], G3[b]
-            with threads.blas_single_thread():
-                threads.run_tasks(bwd, nb, nthreads)
+def _runner(backend):
+    """The module that executes a plan on a backend: kernels/cpu/propagate.py or
+    kernels/cuda/propagate_launch.py (both expose ``run(stats, plan, weights)``)."""
+    if backend == "cuda":
+        from .kernels.cuda import propagate_launch
+        return propagate_launch
+    from .kernels.cpu import propagate as cpu
+    return cpu
 
 
 def _propagate_materialised(scheme, width, depth, *, activation, batch=1, samples=32, seed=0, start=0,
                             gain=1.0, bias_std=0.0, dtype="float32", in_width=None, **params):
     """The materialised-weights path for any real scheme (for tests: equals the generated path bit for
     bit when BLAS is deterministic)."""
+    from .kernels.cpu import propagate as cpu
     name = schemes.canonical(scheme)
-    in_width = width if in_width is None else in_width
-    dt = np.dtype(dtype)
-    stats = np.zeros((batch, depth, len(STAT_FIELDS)), dtype=np.float64)
-    _propagate_given(stats, name, width, in_width, depth, samples, _validate.activation(activation), seed,
-                     start, gain, bias_std, dt, _panel_rows(width, in_width), min(batch, _ORTHO_CHUNK), params)
+    a = _validate.propagate_args(width, depth, activation=activation, batch=batch, samples=samples, seed=seed,
+                                 start=start, bias_std=bias_std, dtype=dtype, in_width=in_width, checkpoint=None)
+    draw = schemes.resolve(name, a["width"], a["width"], gain, **params)
+    plan = spec.plan(backend="cpu", draw_family="orthogonal", scale0=draw.scale, scale=draw.scale, **a)
+    stats = np.zeros(plan.stats_shape, dtype=np.float64)
+    cpu.run(stats, plan, _layers(name, plan, a["seed"], gain, params))
     return PropagateResult.from_networks(stats)

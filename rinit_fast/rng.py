@@ -1,36 +1,15 @@
 """The random stream contract, public face (docs/rng.md is its prose twin; change both together, with a
-version bump).  The numbers of the contract (purposes, counter layout, limits, mapping constants) live
-in ``rinit_fast.spec.stream``, which the kernels read too; this module re-exports them and adds the
-validated entry points: the key of a seed, the block function, and the streams as arrays.
+version bump).
 
-Generator: Philox4x32-10 exactly as in Random123 (Salmon et al., SC'11).
-
-Key (64 bits) = the seed: ``k0 = seed & 0xFFFFFFFF``, ``k1 = seed >> 32``.
-
-Counter (128 bits), four 32-bit words:
-
-====  =====================================================================================
-c0    block position, low 32 bits
-c1    block position, high 32 bits (positions < 2**48; bits 48..63 count truncated-normal redraws)
-c2    index: the matrix (weights, start vectors, unroll inputs/states) or the network (propagate)
-c3    purpose (bits 24..31)  |  sub-index (bits 0..23): layer, realisation or start vector
-====  =====================================================================================
-
-Each counter yields four 32-bit words.  Value ``i`` of a stream (fixed seed, index, purpose, sub):
-
-* float32 uniform:  block ``i >> 2``, word ``i & 3``;  ``u = (w >> 8) * 2**-24`` in [0, 1).
-* float64 uniform:  block ``i >> 1``, words (0, 1) or (2, 3);  53 bits, ``u = k * 2**-53``.
-* float32 normal:   block ``i >> 2``; Box–Muller on words (0, 1) gives values 4b, 4b+1 (r cos, r sin),
-  on words (2, 3) values 4b+2, 4b+3.
-* float64 normal:   block ``i >> 1``; Box–Muller on the 53-bit pair from words (0, 1) and (2, 3) gives
-  values 2b (r cos) and 2b+1 (r sin).
+The numbers of the contract — the Philox4x32-10 key and counter layout, the purposes, the limits, the
+word → float mapping and its constants — live in ``rinit_fast.spec.stream`` (read by the kernels too; its
+docstring has the counter table).  This module re-exports them and adds the validated entry points: the
+key of a seed, the counter word of a purpose, the block function on either backend, and the streams as
+arrays (``normals``, ``uniforms``: exactly the values the engine's kernels draw).
 
 Box–Muller uses ``r = sqrt(-2 log u1)`` with ``u1`` in (0, 1] and the angle ``2 pi u2`` reduced to an
 octant exactly in integers; log, sin and cos are fixed polynomials (kernels/cpu/philox.py,
 kernels/cuda/philox.cuh) evaluated without fused multiply-add, so CPU and GPU agree bit for bit.
-
-Limits: 2**32 indices (``start + batch <= 2**32``), 2**24 sub-indices, 256 purposes, 2**48 blocks per
-stream (2**50 float32 values per matrix: any matrix that fits in memory).
 """
 from __future__ import annotations
 
@@ -86,22 +65,28 @@ def philox4x32(counter, key):
 
 
 def _fill(kind, out3, seed, index, purpose, sub, mul=1.0, add=0.0, scale=1.0):
-    """Fill ``out3`` (A, S, N), C-contiguous, float32/float64: row (a, s) = stream (index + a, sub + s)."""
+    """Fill ``out3`` (A, S, N), C-contiguous, float32/float64: row (a, s) = stream (index + a, sub + s).
+
+    ``kind``: "normal" (scale · N(0, 1)), "uniform" ((u · mul + add) · scale), "truncated" (scale · N(0, 1)
+    redrawn while |z| > TRUNC_BOUND).  The array's module picks the backend's kernels (same names on both:
+    kernels/cpu/sampling.py, kernels/cuda/loader.py)."""
     k0, k1 = key_words(seed)
     c2 = np.uint64(index)
     c3 = counter_word3(purpose, sub)
     dt = out3.dtype.type
-    xp = _backend.array_module(out3)
-    if xp is np:
+    if _backend.array_module(out3) is np:
         from .kernels.cpu import sampling as kern
     else:
         from .kernels.cuda import loader as kern
-    f32 = out3.dtype == np.float32
+    sfx = "f32" if out3.dtype == np.float32 else "f64"
     if kind == "normal":
-        (kern.normal_f32 if f32 else kern.normal_f64)(out3, k0, k1, c2, c3, dt(scale))
-    else:
-        fn = kern.uniform_f32_fill if f32 else kern.uniform_f64_fill
-        fn(out3, k0, k1, c2, c3, dt(mul), dt(add), dt(scale))
+        getattr(kern, f"normal_{sfx}")(out3, k0, k1, c2, c3, dt(scale))
+    elif kind == "uniform":
+        getattr(kern, f"uniform_{sfx}_fill")(out3, k0, k1, c2, c3, dt(mul), dt(add), dt(scale))
+    elif kind == "truncated":
+        getattr(kern, f"truncated_{sfx}")(out3, k0, k1, c2, c3, dt(_spec.TRUNC_BOUND), dt(scale))
+    else:  # pragma: no cover - internal callers only
+        raise ValueError(kind)
     return out3
 
 

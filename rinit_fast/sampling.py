@@ -4,21 +4,25 @@ from __future__ import annotations
 import numpy as np
 
 from . import _backend, _validate, scheme_table as schemes
-from .rng import Purpose, _fill, key_words, counter_word3
-
-ORTHO_CHUNK = 32  # matrices per QR batch (bounds the float64 workspace)
+from .rng import Purpose, _fill
+from .spec.sample import ORTHO_CHUNK  # matrices per QR batch (bounds the float64 workspace)
 
 
 def sample(scheme, shape, *, batch=None, seed=0, start=0, dtype="float32", backend="cpu", gain=1.0,
-           out=None, layer=0, **params):
+           out=None, layer=0, fans=None, **params):
     """Sample weight matrices of an initialisation scheme from the counter-based stream.
 
     Parameters
     ----------
     scheme : str
         A name from ``rf.schemes()`` (or an alias such as ``"xavier_uniform"``).
-    shape : int or (fan_out, fan_in)
-        ``n`` means n×n.  PyTorch layout: ``y = W x``.
+    shape : int or (fan_out, fan_in, *receptive_field)
+        ``n`` means n×n.  PyTorch layout: ``y = W x``; a convolution weight is
+        ``(out_channels, in_channels, *kernel_size)``.  Fans follow PyTorch's rule:
+        ``fan_in = shape[1] · prod(shape[2:])``, ``fan_out = shape[0] · prod(shape[2:])``.  Value ``i``
+        of the stream is entry ``i`` of the C-order flattening of one tensor, so a 2-D result is entry
+        ``(i // fan_in, i % fan_in)``.  ``orthogonal`` draws the ``(shape[0], prod(shape[1:]))`` matrix
+        (semi-orthogonal when not square) and reshapes it, as ``torch.nn.init.orthogonal_``.
     batch : int or None
         Number of matrices; the result is ``(batch, *shape)``, or ``shape`` when None.
     seed : int in [0, 2**64)
@@ -36,30 +40,34 @@ def sample(scheme, shape, *, batch=None, seed=0, start=0, dtype="float32", backe
         a foreign tensor through DLPack / ``__cuda_array_interface__``), filled in place.
     layer : int
         Sub-index of the weights stream (layer ``l`` of network ``start + j`` in ``rf.propagate``).
+    fans : (fan_out, fan_in), optional
+        Fans to use instead of PyTorch's rule, e.g. JAX's layout rule
+        ``rinit_fast.scheme_table.jax_fans(shape, in_axis, out_axis, batch_axis)``.
     **params
         Scheme parameters (``std``, ``a``, ``value``, ``mode``, ``scale``, ``distribution``, ``c``,
         ``p``, ``s``); see ``docs/api.md``.
     """
     name = schemes.canonical(scheme)
-    fan_out, fan_in = _validate.shape2d(shape)
+    dims = _validate.weight_shape(shape)
     nb = 1 if batch is None else _validate.nonneg_int(batch, "batch")
     seed = _validate.seed(seed)
     start, nb, layer, _ = _validate.stream_range(start, nb, layer, 1)
     backend = _backend.check(backend)
-    draw = schemes.resolve(name, fan_out, fan_in, gain, **params)
+    draw = schemes.resolve_shape(name, dims, gain, fans=fans, **params)
     odt = _validate.sample_dtype(dtype, draw.complex, name)
-    full_shape = (fan_out, fan_in) if batch is None else (nb, fan_out, fan_in)
+    rows, cols = schemes.orthogonal_matrix(dims)  # the 2-D view the kernels fill (C order)
+    full_shape = dims if batch is None else (nb, *dims)
     if out is None:
-        nbytes = nb * fan_out * fan_in * odt.itemsize
+        nbytes = nb * rows * cols * odt.itemsize
         if draw.family == "orthogonal":  # float64 Gaussian chunk, Q and LAPACK workspace
-            nbytes += 3 * min(nb, ORTHO_CHUNK) * fan_out * fan_in * 8
+            nbytes += 3 * min(nb, ORTHO_CHUNK) * rows * cols * 8
         _validate.memory(nbytes, f"sample({name!r}, {full_shape})", backend)
         arr = _backend.xp(backend).empty(full_shape, dtype=odt)
     else:
         arr = _validate.out_array(out, full_shape, odt, backend)
     if nb == 0:
         return out if out is not None else arr
-    _draw_into(arr.reshape(nb, fan_out, fan_in), draw, seed, start, layer, backend)
+    _draw_into(arr.reshape(nb, rows, cols), draw, seed, start, layer, backend)
     return out if out is not None else arr
 
 
@@ -78,24 +86,11 @@ def _draw_into(a3, draw, seed, start, layer, backend):
     elif f == "uniform":
         _fill("uniform", flat, seed, start, Purpose.WEIGHTS, layer, 2.0, -1.0, draw.scale)
     elif f == "truncated":
-        _fill("normal", flat, seed, start, Purpose.WEIGHTS, layer, scale=1.0)
-        _truncate(flat, seed, start, layer, draw.scale, backend)
+        _fill("truncated", flat, seed, start, Purpose.WEIGHTS, layer, scale=draw.scale)
     elif f == "orthogonal":
         _orthogonal(a3, seed, start, layer, draw.scale, backend)
     else:  # pragma: no cover - the scheme table only produces the families above
         raise AssertionError(f)
-
-
-def _truncate(flat, seed, start, layer, scale, backend):
-    k0, k1 = key_words(seed)
-    c3 = counter_word3(Purpose.WEIGHTS, layer)
-    dt = flat.dtype.type
-    if backend == "cpu":
-        from .kernels.cpu import sampling as kern
-    else:
-        from .kernels.cuda import loader as kern
-    fn = kern.truncate_f32 if flat.dtype == np.float32 else kern.truncate_f64
-    fn(flat, k0, k1, np.uint64(start), c3, dt(2.0), dt(scale))
 
 
 def _orthogonal(a3, seed, start, layer, gain, backend):

@@ -6,6 +6,12 @@ standard deviation (or the bound, or the constant) of every scheme.
 
 A scheme resolves, for a shape and its parameters, to a :class:`Draw`: what the kernels must produce.
 
+Fans of a shape of any rank (the fan rule, one home): ``torch_fans`` is PyTorch's
+``_calculate_fan_in_and_fan_out`` for ``(fan_out, fan_in, *receptive_field)``; ``jax_fans`` is JAX's
+``_compute_fans`` with ``in_axis``, ``out_axis``, ``batch_axis``.  ``orthogonal`` ignores fans: it
+flattens a shape to ``(shape[0], prod(shape[1:]))`` as ``torch.nn.init.orthogonal_`` does
+(``orthogonal_matrix``).
+
 ==================  =============================================================================
 family              the kernels draw
 ==================  =============================================================================
@@ -32,7 +38,7 @@ REQUIRED = object()
 TRUNC_STD = 0.87962566103423978
 """Standard deviation of N(0, 1) truncated to [-2, 2] (JAX's variance_scaling constant)."""
 
-FAN_MODES = ("fan_in", "fan_out", "fan_avg")
+FAN_MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,7 @@ class Scheme:
     aliases: tuple = ()
     square_only: bool = False
     complex: bool = False
+    fans: bool = True     # False: the draw does not depend on the shape (normal, uniform, constant, ...)
 
 
 def _fan(mode, fan_out, fan_in):
@@ -86,7 +93,46 @@ def _fan(mode, fan_out, fan_in):
         return fan_out
     if mode == "fan_avg":
         return (fan_in + fan_out) / 2.0
+    if mode == "fan_geo_avg":
+        return math.sqrt(fan_in * fan_out)
     raise ValueError(f"mode must be one of {FAN_MODES}, got {mode!r}")
+
+
+# --- the fan rule -------------------------------------------------------------------------------
+def torch_fans(shape):
+    """(fan_out, fan_in) of a weight ``(out, in, *receptive_field)`` by PyTorch's rule:
+    ``fan_in = in · prod(receptive)``, ``fan_out = out · prod(receptive)``
+    (``torch.nn.init._calculate_fan_in_and_fan_out``).  ``n`` means (n, n)."""
+    from ._validate import weight_shape
+    dims = weight_shape(shape)
+    rf = math.prod(dims[2:])
+    return dims[0] * rf, dims[1] * rf
+
+
+def jax_fans(shape, in_axis=-2, out_axis=-1, batch_axis=()):
+    """(fan_out, fan_in) of a shape by JAX's rule (``jax.nn.initializers`` ``_compute_fans``): the sizes
+    of ``in_axis`` and ``out_axis`` (products when sequences) times the receptive field
+    ``prod(shape) / in / out / batch``; ``batch_axis`` sizes are left out.  Integers when exact."""
+    from ._validate import axes, weight_shape
+    dims = weight_shape(shape)
+    nd = len(dims)
+    ins = axes(in_axis, nd, "in_axis")
+    outs = axes(out_axis, nd, "out_axis")
+    batch = axes(batch_axis, nd, "batch_axis")
+    in_size = math.prod(dims[a] for a in ins)
+    out_size = math.prod(dims[a] for a in outs)
+    b_size = math.prod(dims[a] for a in batch)
+    receptive = math.prod(dims) / in_size / out_size / b_size
+    fo, fi = out_size * receptive, in_size * receptive
+    return tuple(int(f) if float(f).is_integer() else float(f) for f in (fo, fi))
+
+
+def orthogonal_matrix(shape):
+    """The (rows, cols) matrix an orthogonal draw of ``shape`` is: ``(shape[0], prod(shape[1:]))``,
+    the tensor being its C-order reshape (as ``torch.nn.init.orthogonal_``)."""
+    from ._validate import weight_shape
+    dims = weight_shape(shape)
+    return dims[0], math.prod(dims[1:])
 
 
 def _glorot_var(fan_out, fan_in):
@@ -97,8 +143,9 @@ def _glorot_var(fan_out, fan_in):
 _TABLE = {}
 
 
-def _register(name, summary, resolver, params=None, aliases=(), square_only=False, complex=False):
-    sch = Scheme(name, summary, dict(params or {}), tuple(aliases), square_only, complex)
+def _register(name, summary, resolver, params=None, aliases=(), square_only=False, complex=False,
+              fans=True):
+    sch = Scheme(name, summary, dict(params or {}), tuple(aliases), square_only, complex, fans)
     _TABLE[name] = (sch, resolver)
 
 
@@ -111,14 +158,25 @@ def _uniform(var):
 
 
 _register("uniform01", "U[0, 1): the naive baseline of 000_*.txt",
-          lambda fo, fi, g, p: Draw("uniform01", g))
-_register("normal", "N(0, std²), default std 1: the unscaled baseline of 002_*.txt",
-          lambda fo, fi, g, p: Draw("normal", g * float(p["std"])), {"std": 1.0})
-_register("uniform", "U[-a, a)", lambda fo, fi, g, p: Draw("uniform", g * float(p["a"])), {"a": 1.0})
+          lambda fo, fi, g, p: Draw("uniform01", g), fans=False)
+
+
+def _normal_std(fo, fi, g, p):
+    trunc = p["truncated"]
+    if not isinstance(trunc, bool):
+        raise TypeError(f"normal: truncated must be True or False, got {trunc!r}")
+    return Draw("truncated" if trunc else "normal", g * float(p["std"]))
+
+
+_register("normal", "N(0, std²), default std 1: the unscaled baseline of 002_*.txt; truncated=True cuts "
+          "it at ±2·std (out-of-range values redrawn: JAX's truncated_normal)",
+          _normal_std, {"std": 1.0, "truncated": False}, fans=False)
+_register("uniform", "U[-a, a)", lambda fo, fi, g, p: Draw("uniform", g * float(p["a"])), {"a": 1.0},
+          fans=False)
 _register("constant", "every entry = value", lambda fo, fi, g, p: Draw("constant", g * float(p["value"])),
-          {"value": REQUIRED})
+          {"value": REQUIRED}, fans=False)
 _register("zeros", "every entry 0: the symmetry-breaking failure of 002_*.txt",
-          lambda fo, fi, g, p: Draw("constant", 0.0))
+          lambda fo, fi, g, p: Draw("constant", 0.0), fans=False)
 _register("glorot_uniform", "U[-a, a), a = gain·sqrt(6/(fan_in+fan_out))",
           _uniform(lambda fo, fi, p: _glorot_var(fo, fi)), aliases=("xavier_uniform",))
 _register("glorot_normal", "N(0, gain²·2/(fan_in+fan_out))",
@@ -236,18 +294,29 @@ def resolve(name, fan_out, fan_in, gain=1.0, **params):
     return draw
 
 
+def resolve_shape(name, shape, gain=1.0, fans=None, **params):
+    """The :class:`Draw` of a scheme for a shape of any rank: fans by PyTorch's rule (``torch_fans``)
+    unless ``fans=(fan_out, fan_in)`` is given (e.g. ``jax_fans``); an orthogonal draw's entry std is
+    that of its ``orthogonal_matrix`` (1/sqrt(max(rows, cols)), times |gain|)."""
+    from ._validate import fans as check_fans, weight_shape
+    dims = weight_shape(shape)
+    fo, fi = torch_fans(dims) if fans is None else check_fans(fans)
+    draw = resolve(name, fo, fi, gain, **params)
+    if draw.family == "orthogonal":
+        rows, cols = orthogonal_matrix(dims)
+        draw = Draw("orthogonal", draw.scale, entry_std=abs(draw.scale) / math.sqrt(max(rows, cols)))
+    return draw
+
+
 def scheme_std(scheme, shape, gain=1.0, **params):
-    """The theoretical standard deviation of one entry (sqrt(E|w|²) for complex schemes)."""
-    from ._validate import shape2d
-    fan_out, fan_in = shape2d(shape)
-    return resolve(scheme, fan_out, fan_in, gain, **params).std
+    """The theoretical standard deviation of one entry (sqrt(E|w|²) for complex schemes); ``shape`` of
+    any rank, fans by PyTorch's rule."""
+    return resolve_shape(scheme, shape, gain, **params).std
 
 
 def scheme_mean(scheme, shape, gain=1.0, **params):
     """The theoretical mean of one entry."""
-    from ._validate import shape2d
-    fan_out, fan_in = shape2d(shape)
-    return resolve(scheme, fan_out, fan_in, gain, **params).mean
+    return resolve_shape(scheme, shape, gain, **params).mean
 
 
 def scheme_law(scheme, shape, gain=1.0, **params):
@@ -255,9 +324,7 @@ def scheme_law(scheme, shape, gain=1.0, **params):
     frozen ``scipy.stats`` distribution; None for constant and orthogonal schemes."""
     from scipy import stats
 
-    from ._validate import shape2d
-    fan_out, fan_in = shape2d(shape)
-    d = resolve(scheme, fan_out, fan_in, gain, **params)
+    d = resolve_shape(scheme, shape, gain, **params)
     s = d.scale
     if d.family == "uniform01":
         return stats.uniform(loc=min(0.0, s), scale=abs(s))

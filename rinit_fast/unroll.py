@@ -1,26 +1,21 @@
 """``rf.unroll``: long-horizon recurrences h_t = f(W h_{t-1} + U x_t + b), norms in log scale.
 
-Validate → plan → call kernels/cpu/unroll.py.  docs/unroll.md explains the state representation
-(h = g·2**e, exact power-of-two renormalisation), the stream of the inputs, and the speed.
+Validate (rinit_fast/_validate.py) → plan (rinit_fast/spec/unroll.py) → run on W's backend: the same
+call ``unroll(plan, W, UT, bias, xarr, G0, E0, V0, EV0, out)`` of kernels/cpu/unroll.py (NumPy W) or
+kernels/cuda/unroll_launch.py (CuPy W).  docs/unroll.md explains the state representation (h = g·2**e,
+exact power-of-two renormalisation), the stream of the inputs, what is compiled, and the speed.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import _backend, _validate
-from .rng import Purpose, _fill, counter_word3, key_words
-from .spec import activations
+from .rng import Purpose, _fill
+from .spec import unroll as spec
 
 __all__ = ["unroll", "UnrollResult"]
-
-_MODE = {None: 0, "gaussian": 1, "array": 2}
-GAUSS_MAX = 8.6            # |z| of the stream's Box–Muller normals is < 8.58 (u >= 2**-53)
-CHUNK_R = 64               # at most this many realisations per work item (see _nchunks)
-_FLOOR_MIN = {np.dtype(np.float32): -100, np.dtype(np.float64): -1000}
-_NO_FLOOR = -(1 << 62)
 
 
 @dataclass(frozen=True)
@@ -60,21 +55,15 @@ class UnrollResult:
         return np.ldexp(self.final_tangent, self.final_tangent_exponent[..., None])
 
 
-def _host(cp, a):
+def _host(a):
     """A host copy of a CuPy (or __cuda_array_interface__) array, for the shared validation."""
     if _backend.is_cupy(a) or hasattr(a, "__cuda_array_interface__"):
-        return cp.asarray(a).get()
+        return _backend.xp("cuda").asarray(a).get()
     return a
 
 
-def _nchunks(R):
-    """Work items per matrix: a function of R only (never of the thread count or the batch), so
-    the bits of every realisation do not depend on them.  Even, so two cores share one matrix."""
-    return 1 if R == 1 else 2 * -(-R // (2 * CHUNK_R))
-
-
 def _split_scale(h, floor):
-    """h (A, B, n) → (g, e): h = g·2**e exactly, ||g|| in [1/2, 1) (or 0), e >= floor."""
+    """h (A, B, n) → (g, e): h = g·2**e exactly, ||g|| in [1/2, 1) (or 0), e >= floor (host, NumPy)."""
     a = np.abs(h).max(axis=-1).astype(np.float64)
     _, ea = np.frexp(a)
     hs = np.ldexp(h.astype(np.float64), -ea[..., None])          # entries <= 1: no overflow
@@ -115,16 +104,16 @@ def unroll(W, steps, *, realizations=1, inputs="gaussian", input_scale=1.0, U=No
     The backend follows W: a CuPy W (or a GPU tensor through ``__cuda_array_interface__``) runs
     kernels/cuda/unroll.cu and gives CuPy arrays (docs/cuda.md, "Unroll kernel").
     """
+    # --- validate (shared by both backends: W on its device, the small arrays on the host) ---------------
     on_gpu = _backend.is_cupy(W) or hasattr(W, "__cuda_array_interface__")
-    if on_gpu:     # validation is shared: W on the device, the small arrays on host copies
-        cp = _backend._cupy()
-        W = cp.asarray(W)
-        U, b, h0, v0 = (None if a is None else _host(cp, a) for a in (U, b, h0, v0))
+    if on_gpu:
+        W = _backend.xp("cuda").asarray(W)
+        U, b, h0, v0 = (None if a is None else _host(a) for a in (U, b, h0, v0))
         if not (inputs is None or isinstance(inputs, str)):
-            inputs = _host(cp, inputs)
+            inputs = _host(inputs)
     W3, batched = _validate.unroll_weights(W)
     nb, n = W3.shape[0], W3.shape[1]
-    dt = W3.dtype
+    dt = np.dtype(W3.dtype)
     steps, record_every = _validate.unroll_steps(steps, record_every)
     R = _validate.positive_int(realizations, "realizations")
     seed = _validate.seed(seed)
@@ -132,104 +121,73 @@ def unroll(W, steps, *, realizations=1, inputs="gaussian", input_scale=1.0, U=No
     nonlin = _validate.nonlinearity(nonlinearity)
     tangent = _validate.flag(tangent, "tangent")
     sigma = _validate.nonneg_finite(input_scale, "input_scale")
+    inputs = _validate.unroll_inputs_kind(inputs)
     UT = np.zeros((0, n), dt)
-    d = n
     if U is not None:
-        Ua = _validate.unroll_matrix_U(U, n, dt)
-        d = Ua.shape[1]
-        UT = np.ascontiguousarray(Ua.T)
+        UT = np.ascontiguousarray(_validate.unroll_matrix_U(U, n, dt).T)
+    d = UT.shape[0] or n
     bias = np.zeros(0, dt) if b is None else _validate.unroll_bias(b, n, dt)
-    if isinstance(inputs, str):
-        if inputs != "gaussian":
-            raise ValueError(f'inputs must be "gaussian", None or an array, got {inputs!r}')
-        mode = "gaussian"
-    elif inputs is None:
-        mode = None
-    else:
-        mode = "array"
+    mode = spec.mode_of(inputs)
     xarr = np.zeros((1, 1, 1, 1), dt)
-    if mode == "array":
+    if mode == spec.ARRAY:
         xarr = _validate.unroll_inputs(inputs, steps, d, nb, R, batched, dt)
-    if steps * d >= _validate.UNROLL_MAX_VALUES:
-        raise ValueError(f"steps·d = {steps * d} exceeds the {_validate.UNROLL_MAX_VALUES} values of one "
-                         f"input stream; unroll in shorter runs")
-    if v0 is not None and not tangent:
-        raise ValueError("v0 is given but tangent=False; pass tangent=True to propagate it")
+    _validate.unroll_stream_length(steps, d)
+    _validate.unroll_v0(v0, tangent)
     g0_in = None if h0 is None else _validate.unroll_rows(h0, "h0", n, nb, R, batched, dt)
     v0_in = None if v0 is None else _validate.unroll_rows(v0, "v0", n, nb, R, batched, dt)
+    bound = spec.input_bound(mode, sigma, xarr, UT, bias)
+    _validate.unroll_input_bound(bound, sigma, dt)
 
-    # Bound on |U x_t + b| (per component) → the lowest exponent of the state (kernels/cpu/unroll.py).
-    if mode is None:
-        xmax = 0.0
-    elif mode == "gaussian":
-        xmax = sigma * GAUSS_MAX
-    else:
-        xmax = sigma * float(np.abs(xarr).max(initial=0.0))
-    if U is not None:
-        xmax *= float(np.abs(UT.astype(np.float64)).sum(axis=0).max())
-    bound = xmax + (float(np.abs(bias).max()) if bias.size else 0.0)
-    top = float(np.finfo(dt).max) * 2.0 ** -10
-    if not bound < top or sigma * GAUSS_MAX >= top:
-        raise ValueError(f"the inputs are too large for {dt.name}: |U x_t + b| may reach {bound:.3g} "
-                         f"(input_scale={sigma:g}); scale them down or use float64")
-    e_floor = max(math.frexp(bound)[1], _FLOOR_MIN[dt]) if bound > 0 else _NO_FLOOR
+    # --- plan (rinit_fast/spec/unroll.py) ---------------------------------------------------------------
+    p = spec.plan(batch=nb, R=R, n=n, d=d, du=UT.shape[0], steps=steps, record_every=record_every,
+                  inputs=inputs, nonlinearity=nonlin, tangent=tangent, nbias=bias.shape[0],
+                  bx=xarr.shape[0], rx=xarr.shape[1], bound=bound, seed=seed, start=start,
+                  input_scale=sigma, dtype=dt)
+    backend = "cuda" if on_gpu else "cpu"
+    what = f"unroll(W {tuple(W3.shape)}, steps={steps}, realizations={R})"
+    _validate.memory(spec.memory_bytes(p, "cpu"), what)
+    if on_gpu:
+        _validate.memory(spec.memory_bytes(p, "cuda"), what, backend="cuda")
 
-    K = steps // record_every
-    nbytes = (nb * R * (K * 8 * (1 + tangent) + (n * dt.itemsize + 8) * (3 + 3 * tangent))
-              + 4 * (n + d) * n * dt.itemsize)
-    _validate.memory(nbytes, f"unroll(W {tuple(W3.shape)}, steps={steps}, realizations={R})")
-
-    # initial states: h = g·2**e
+    # initial states h = g·2**e (host)
     if g0_in is None:
         h = np.zeros((nb, R, n), dt)
-        if mode is None:
+        if mode == spec.NO_INPUT:
             _fill("normal", h, seed, start, Purpose.H0, 0)
     else:
         h = np.ascontiguousarray(np.broadcast_to(g0_in, (nb, R, n)))
-    G0, E0 = _split_scale(h, e_floor)
+    G0, E0 = _split_scale(h, p.e_floor)
     if tangent:
         if v0_in is None:
             v = np.empty((nb, R, n), dt)
             _fill("normal", v, seed, start, Purpose.V0, 0)
         else:
             v = np.ascontiguousarray(np.broadcast_to(v0_in, (nb, R, n)))
-        V0, EV0 = _split_scale(v, _NO_FLOOR)
-        out_tlog = np.empty((nb, R, K), np.float64)
-        out_v = np.empty((nb, R, n), dt)
-        out_ev = np.empty((nb, R), np.int64)
+        V0, EV0 = _split_scale(v, spec.NO_FLOOR)
     else:
         V0, EV0 = np.zeros((1, 1, 1), dt), np.zeros((1, 1), np.int64)
-        out_tlog = np.zeros((1, 1, 1), np.float64)
-        out_v, out_ev = np.zeros((1, 1, 1), dt), np.zeros((1, 1), np.int64)
-    out_log = np.empty((nb, R, K), np.float64)
-    out_g = np.empty((nb, R, n), dt)
-    out_e = np.empty((nb, R), np.int64)
 
-    k0, k1 = key_words(seed)
-    if on_gpu:
-        _validate.memory(nbytes + nb * (n + d) * (n + 4) * dt.itemsize,
-                         f"unroll(W {tuple(W3.shape)}, steps={steps}, realizations={R})", backend="cuda")
-        from .kernels.cuda import unroll_launch as gkern
-        UT, bias, xarr, G0, E0, V0, EV0 = (cp.ascontiguousarray(cp.asarray(a))
-                                           for a in (UT, bias, xarr, G0, E0, V0, EV0))
-        out_log, out_tlog, out_g, out_e, out_v, out_ev = (cp.empty(a.shape, a.dtype) for a in (
-            out_log, out_tlog, out_g, out_e, out_v, out_ev))
-        gkern.unroll(W3, UT, bias, xarr, G0, E0, V0, EV0, steps, record_every, _MODE[mode],
-                     activations.code(nonlin), int(tangent), e_floor, d, k0, k1, np.uint64(start),
-                     counter_word3(Purpose.INPUTS, 0), dt.type(sigma), out_log, out_tlog, out_g, out_e,
-                     out_v, out_ev)
-    else:
-        from .kernels.cpu import unroll as kern
-        kern.unroll(W3, UT, bias, xarr, G0, E0, V0, EV0, steps, record_every, _MODE[mode],
-                    activations.code(nonlin), int(tangent), _nchunks(R), e_floor, d, k0, k1, np.uint64(start),
-                    counter_word3(Purpose.INPUTS, 0), dt.type(sigma), out_log, out_tlog, out_g, out_e,
-                    out_v, out_ev)
+    # --- run on W's backend: the same call, the arrays on its device ------------------------------------
+    xp, kern = _kernels(backend)
+    args = [xp.ascontiguousarray(xp.asarray(a)) for a in (UT, bias, xarr, G0, E0, V0, EV0)]
+    out = {k: xp.empty(shape, dtype) for k, (shape, dtype) in spec.output_shapes(p).items()}
+    kern.unroll(p, W3, *args, out=out)
 
     def shape(a):
         return a if batched else a[0]
     return UnrollResult(
-        log_norm=shape(out_log), tangent_log_norm=shape(out_tlog) if tangent else None,
-        steps_recorded=np.arange(1, K + 1, dtype=np.int64) * record_every,
-        final_state=shape(out_g), final_exponent=shape(out_e),
-        final_tangent=shape(out_v) if tangent else None,
-        final_tangent_exponent=shape(out_ev) if tangent else None)
+        log_norm=shape(out["log_norm"]), tangent_log_norm=shape(out["tangent_log_norm"]) if tangent else None,
+        steps_recorded=spec.record_steps(steps, record_every),
+        final_state=shape(out["final_state"]), final_exponent=shape(out["final_exponent"]),
+        final_tangent=shape(out["final_tangent"]) if tangent else None,
+        final_tangent_exponent=shape(out["final_tangent_exponent"]) if tangent else None)
+
+
+def _kernels(backend):
+    """(array module, kernel module) of a backend: both kernel modules have ``unroll(plan, W, UT, bias,
+    xarr, G0, E0, V0, EV0, out)`` (kernels/cpu/unroll.py, kernels/cuda/unroll_launch.py)."""
+    if backend == "cuda":
+        from .kernels.cuda import unroll_launch
+        return _backend.xp("cuda"), unroll_launch
+    from .kernels.cpu import unroll as cpu_unroll
+    return np, cpu_unroll

@@ -70,7 +70,8 @@ def test_reproduce_tables_match_data(report):
                 # the summary's table line states the same numbers
                 line = (f"| {label} | {n} | {x.size} | {fmt(np.mean(x > EXCEED))} ")
                 assert line in md, line
-                assert f"| {fmt(np.quantile(x, 0.5))} |" in md
+                lo, hi = (float(row["median_ci_low"]), float(row["median_ci_high"]))
+                assert f"| {fmt(np.quantile(x, 0.5))} [{fmt(lo)}, {fmt(hi)}] |" in md  # with its 95% interval
     # recurrences: mean log norm at the last horizon, from the study data
     rec = load_study(study_dir(report, "recurrence", quick=True))
     rrows = _csv(report / "recurrence_table.csv")
@@ -91,17 +92,18 @@ def test_reproduce_tables_match_data(report):
             assert fmt(rate, 5) in md
     for c in summary["calibration"]:
         assert f"n = {c['width']}: s = {fmt(c['scale'])}" in md
-    # depth: the table and the summary state what rf.propagate gives
+    # depth: the table and the summary state what rf.propagate gives, with their intervals
     from rinit_fast.studies.reproduce import PROP_CASES, settings
     ps = settings(True)["prop"]
     prows = _csv(report / "propagation_table.csv")
     assert len(prows) == len(PROP_CASES)
     for (act, scheme, gain, params), row in zip(PROP_CASES[:2], prows):
-        r = rf.propagate(scheme, ps["width"], ps["depth"], activation=act, batch=ps["batch"],
-                         samples=ps["samples"], seed=summary["seed"], gain=gain, **params)
+        r = rf.propagate(scheme, ps["width"], ps["depth"], activation=act, batch=ps["networks"],
+                         samples=ps["inputs"], seed=summary["seed"], gain=gain, **params)
         assert float(row["preact_var_last"]) == float(r.preact_var[-1])
         assert float(row["grad_var_first"]) == float(r.grad_var[0])
-        assert f"| {float(r.preact_var[-1]):.4g} |" in md
+        assert float(row["preact_var_last_ci_low"]) < float(r.preact_var[-1]) < float(row["preact_var_last_ci_high"])
+        assert f"| {float(r.preact_var[-1]):.4g} [{float(row['preact_var_last_ci_low']):.4g}, " in md
 
 
 def test_reproduce_resumes(report):
@@ -157,5 +159,5 @@ def test_entry_point_installed():
         pytest.skip("the rinit-fast script is not installed next to this interpreter")
     r = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0
-    for sub in ("sample-stats", "reproduce", "study", "calibrate"):
+    for sub in ("sample-stats", "reproduce", "study", "plot", "calibrate"):
         assert sub in r.stdout

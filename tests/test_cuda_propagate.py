@@ -23,6 +23,7 @@ import rinit_fast as rf
 from rinit_fast import scheme_table as schemes
 from rinit_fast.rng import Purpose, counter_word3, key_words
 from rinit_fast.spec import activations
+from rinit_fast.spec import propagate as spec
 
 pytestmark = pytest.mark.gpu
 
@@ -80,7 +81,7 @@ def test_layer_weights_bit_equal_rf_sample(cuda, scheme, params, dtype):
     for (width, fi), layer, start in [((7, 5), 3, 0), ((33, 33), 0, 2), ((1, 1), 5, 9), ((40, 70), 1, 1),
                                       ((5, 3), 2, 2**32 - 3)]:
         draw = schemes.resolve(schemes.canonical(scheme), width, fi, 1.3, **params)
-        code, mul, add = P._family(draw, scheme)
+        code, mul, add = spec.family(draw.family)
         nb = 3 if start < 2**32 - 3 else 3
         got = pl.layer_weights(nb, width, fi, k0=int(k0), k1=int(k1), start=start,
                                c3w=int(counter_word3(Purpose.WEIGHTS, layer)), family=code, mul=mul, add=add,
@@ -125,7 +126,7 @@ def test_activation_and_statistics_bit_equal_cpu(cuda, act, dtype):
         Xc = np.zeros((width, S), dtype)
         Dc = np.zeros((width, S), dtype)
         stc = np.zeros(8)
-        kern.activate(Z[b], Xc, Dc, width, activations.code(act), stc, True, np.zeros((5, S)))
+        kern.activate_step(activations.code(act), Z[b], Xc, Dc, width, stc, np.zeros((spec.NCOL, S)))
         if exact:
             _bits_equal(_np(X)[b], Xc, f"{act} x")
             _bits_equal(_np(D)[b], Dc, f"{act} f'")

@@ -29,6 +29,7 @@ def fake_env(tmp_path_factory):
     return fake_cupy_env(tmp_path_factory, "emulate_propagate_lib.cpp")
 
 
+@pytest.mark.slow   # about 40 s on the 2-core VM (host C++ build of the kernels, then the suite)
 def test_propagate_gpu_suite_on_the_emulator(fake_env, tmp_path):
     run_gpu_suite(fake_env, tmp_path, "test_cuda_propagate.py", SUBSET)
 

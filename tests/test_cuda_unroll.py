@@ -184,12 +184,12 @@ def test_plan_respects_shared_memory():
     from rinit_fast.kernels.cuda import unroll_launch as ul
     for (nb, R, n, du, dt, tan) in [(100, 50, 500, 0, np.float32, False), (100, 50, 64, 0, np.float32, False),
                                     (1, 50, 500, 0, np.float64, True), (3, 7, 1, 0, np.float32, True)]:
-        nch, Rp, ws, block, smem = ul.plan(nb, R, n, du, dt, tan, sms=132, smem_limit=232448)
+        nch, Rp, ws, block, smem = ul.plan_launch(nb, R, n, du, dt, tan, sms=132, smem_limit=232448)
         assert smem <= 232448 and block % 32 == 0 and 32 <= block <= 512
         assert Rp >= -(-R // nch) and Rp % ul._RT[np.dtype(dt)] == 0
-    nch, Rp, ws, block, smem = ul.plan(100, 50, 500, 0, np.float32, False, sms=132, smem_limit=232448)
+    nch, Rp, ws, block, smem = ul.plan_launch(100, 50, 500, 0, np.float32, False, sms=132, smem_limit=232448)
     assert nch == 1 and Rp == 56 and not ws           # one block per matrix, W streamed from L2
-    nch, Rp, ws, block, smem = ul.plan(100, 50, 64, 0, np.float32, False, sms=132, smem_limit=232448)
+    nch, Rp, ws, block, smem = ul.plan_launch(100, 50, 64, 0, np.float32, False, sms=132, smem_limit=232448)
     assert nch > 1 and ws                            # several blocks per SM, W in shared memory
     with pytest.raises(ValueError, match="too large"):
-        ul.plan(1, 1, 5000, 0, np.float64, True, sms=132, smem_limit=232448)
+        ul.plan_launch(1, 1, 5000, 0, np.float64, True, sms=132, smem_limit=232448)

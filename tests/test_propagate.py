@@ -37,6 +37,7 @@ from rinit_fast._meanfield import activation_fn, gauss_hermite_nodes, gaussian_n
 from rinit_fast.theory import mean_field
 from rinit_fast.kernels.cpu import propagate as kern
 from rinit_fast.rng import Purpose, counter_word3, key_words
+from rinit_fast.spec import propagate as spec
 
 P = importlib.import_module("rinit_fast.propagate")  # the module (rf.propagate is the function)
 
@@ -203,7 +204,7 @@ def test_regenerated_weights_equal_rf_sample_bit_for_bit(name, params, dtype):
     k0, k1 = key_words(11)
     for width, fan_in, pr in [(7, 5, 3), (6, 13, 4), (9, 9, 9), (5, 3, 1), (1, 1, 1)]:
         d = schemes.resolve(name, width, fan_in, 1.3, **params)
-        code, mul, add = P._family(d, name)
+        code, mul, add = spec.family(d.family)
         got = np.empty((3, width, fan_in), dtype)
         kern.layer_weights(got, k0, k1, np.uint64(4), counter_word3(Purpose.WEIGHTS, 2), code, typ(mul),
                            typ(add), typ(d.scale), pr)
@@ -356,6 +357,7 @@ def test_sigmoid_glorot_factor_4_keeps_gradients_orders_of_magnitude_larger():
     assert math.log10(out[4.0][0].grad_var[0] / out[1.0][0].grad_var[0]) > 35
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("act,name,wv", [("linear", "glorot_normal", 1.0), ("tanh", "glorot_normal", 1.0),
                                          ("relu", "he_normal", 2.0)])
 def test_monte_carlo_matches_mean_field_at_width_1024(act, name, wv):
@@ -399,3 +401,101 @@ def test_errors(kwargs, exc, match):
 def test_memory_is_checked_before_running():
     with pytest.raises(MemoryError, match="propagate"):
         rf.propagate("glorot_normal", 2 ** 20, 3, activation="tanh", samples=2 ** 20, checkpoint=3)
+
+
+# --- the spec: planning, and the pieces every backend shares ----------------------------------------
+def test_spec_families_panels_segments():
+    assert spec.family("normal") == (spec.NORMAL, 1.0, 0.0)
+    assert spec.family("uniform") == (spec.UNIFORM, 2.0, -1.0)        # U[-1, 1) = 2u - 1
+    assert spec.family("uniform01") == (spec.UNIFORM, 1.0, 0.0)
+    assert spec.family("truncated")[0] == spec.TRUNCATED and spec.family("constant")[0] == spec.CONSTANT
+    assert spec.family("orthogonal") is None
+    for name in rf.schemes():              # every real scheme's draw family is known to the spec
+        d = schemes.resolve(name, 256, 256, **({"value": 1.0} if name == "constant" else {}))
+        if not d.complex:
+            assert d.family == "orthogonal" or spec.family(d.family) is not None, name
+    # panels: 16 Ki values, at least 64 rows (never more than the layer), at most 2**20 values
+    assert spec.panel_rows(256, 256) == 64 and spec.panel_rows(64, 64) == 64 and spec.panel_rows(29, 11) == 29
+    assert spec.panel_rows(100, 16) == 100 and spec.panel_rows(4096, 4096) == 64
+    assert spec.panel_rows(2 ** 15, 2 ** 15) == 32 and spec.panel_rows(8, 2 ** 21) == 1
+    # segments: all layers stored within the budget, else ceil(sqrt(depth)); an explicit checkpoint wins
+    assert spec.segment_length(50, spec.STORE_BUDGET) == 50
+    assert spec.segment_length(50, spec.STORE_BUDGET + 1) == 8 and spec.segment_length(49, 2 ** 40) == 7
+    assert spec.segment_length(1, 2 ** 40) == 1
+    assert spec.segment_length(50, 0, checkpoint=7) == 7 and spec.segment_length(5, 0, checkpoint=9) == 5
+
+
+def test_spec_plan_decides_path_memory_and_streams():
+    kw = dict(batch=5, start=3, width=40, in_width=24, depth=9, samples=6, activation="relu",
+              scale0=0.2, scale=0.25, bias_std=0.1, dtype="float64", seed=2 ** 40 + 7)
+    p = spec.plan(backend="cpu", draw_family="uniform", inflight=2, **kw)
+    assert (p.path, p.family, p.mul, p.add, p.act) == (spec.GENERATED, spec.UNIFORM, 2.0, -1.0, 3)
+    assert (p.k0, p.k1) == (7, 2 ** 8) and (p.k0, p.k1) == tuple(int(k) for k in key_words(2 ** 40 + 7))
+    assert (p.c3w, p.c3b, p.c3x, p.c3g) == tuple(counter_word3(q, 0) for q in (
+        Purpose.WEIGHTS, Purpose.PROP_BIAS, Purpose.PROP_INPUT, Purpose.PROP_GRAD))
+    assert p.seg == 9 and p.nseg == 1 and p.chunk == 2 and p.maxw == 40 and p.stats_shape == (5, 9, spec.NSTAT)
+    per = spec.cpu_network_bytes(40, 24, 9, 6, 9, p.pr, 8)
+    assert p.nbytes == 2 * per + 8 * spec.NSTAT * 5 * 9
+    # the bytes of one network: its arrays, counted from what the kernel allocates
+    assert per == 8 * (6 * (3 * 40 + 40 + 9 * 40) + 40 + p.pr * 40) + 8 * spec.NCOL * 6
+    o = spec.plan(backend="cpu", draw_family="orthogonal", **kw)
+    assert o.path == spec.MATERIALISED and o.seg == 9 and o.chunk == 5
+    c = spec.plan(backend="cuda", draw_family="normal", checkpoint=2, free_bytes=10 ** 9, **kw)
+    assert c.seg == 2 and c.nseg == 5 and c.chunk == 5
+    tight = spec.plan(backend="cuda", draw_family="normal", free_bytes=3 * spec.cuda_network_bytes(40, 24, 9, 6, 9, 8),
+                      **kw)
+    assert tight.chunk == 1            # at most half the free device memory per chunk
+    words = spec.cuda_plan_words(nb=2, width=40, in_width=24, samples=6, family=1, k0=7, k1=256, c2_start=3, act=3,
+                                 seg=9, depth=9, c3x=5, c3g=6)
+    assert words[spec.PLAN["MAXW"]] == 40 and words[spec.PLAN["C2START"]] == 3 and len(words) == len(spec.PLAN_FIELDS)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_blas_gemm_binding_matches_numpy(dtype):
+    """The panel GEMMs (SciPy's cython_blas gemm called from jitted code) against float64 NumPy, at odd
+    sizes, with and without accumulation (beta = 1)."""
+    rng = np.random.default_rng(8)
+    tol = 1e-5 if dtype == "float32" else 1e-13
+    for nr, fi, S in [(1, 1, 1), (7, 5, 3), (13, 64, 1), (64, 256, 33)]:
+        W = rng.standard_normal((nr, fi)).astype(dtype)
+        X = rng.standard_normal((fi + 2, S)).astype(dtype)          # rows past fi are not read
+        Z = np.full((nr + 3, S), np.nan, dtype)
+        kern.mm_forward(W.ctypes.data, X, Z, 2, nr, fi)               # Z[2:2+nr] = W @ X[:fi]
+        want = W.astype(np.float64) @ X[:fi].astype(np.float64)
+        np.testing.assert_allclose(Z[2:2 + nr], want, rtol=tol, atol=tol * np.abs(want).max())
+        assert np.isnan(Z[:2]).all() and np.isnan(Z[2 + nr:]).all()
+        U = rng.standard_normal((nr + 4, S)).astype(dtype)
+        G2 = rng.standard_normal((fi, S)).astype(dtype)
+        g0 = G2.astype(np.float64)
+        kern.mm_backward(W.ctypes.data, U, G2, 4, nr, fi, True)       # G2 += W^T @ U[4:4+nr]
+        want = g0 + W.astype(np.float64).T @ U[4:4 + nr].astype(np.float64)
+        np.testing.assert_allclose(G2, want, rtol=tol, atol=tol * np.abs(want).max())
+        kern.mm_backward(W.ctypes.data, U, G2, 4, nr, fi, False)      # G2 = W^T @ U[4:4+nr]
+        want = W.astype(np.float64).T @ U[4:4 + nr].astype(np.float64)
+        np.testing.assert_allclose(G2, want, rtol=tol, atol=tol * np.abs(want).max())
+
+
+@pytest.mark.slow
+def test_first_call_compiles_only_what_it_uses(tmp_path):
+    """A float32 tanh run with Glorot normal weights, in a fresh process with an empty Numba cache, compiles
+    its own network kernel and activation for float32 only: no other family's fill, no other activation,
+    no float64, no materialised-path kernel; a second process loads it all from the cache."""
+    import os
+    import subprocess
+    import sys
+    code = (
+        "import rinit_fast as rf\n"
+        "from rinit_fast.kernels.cpu import propagate as k, stream\n"
+        "rf.propagate('glorot_normal', 12, 3, activation='tanh', batch=2, samples=3)\n"
+        "net = [(f, a, len(v._by_sig)) for (f, a), v in k.NETWORKS.items() if v._by_sig]\n"
+        "acts = [n for n, d in k.ACTIVATE.items() if d.signatures]\n"
+        "given = [g for g in [k.given_inputs_k, k.given_backward_k, *k.GIVEN_FORWARD.values()] if g._by_sig]\n"
+        "fills = [f.__name__ for f in (stream.fill_uniform_f32, stream.fill_truncated_f32, stream.fill_normal_f64)\n"
+        "         if f.signatures]\n"
+        "hits = sum(sum(v.stats.cache_hits.values()) for v in k.NETWORKS[(0, 1)]._by_sig.values())\n"
+        "print(net, acts, len(given), fills, hits)\n")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    first = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert first.stdout.split() == ["[(0,", "1,", "1)]", "[1]", "0", "[]", "0"], first.stdout
+    again = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert again.stdout.split()[-1] == "1", again.stdout        # loaded from the cache

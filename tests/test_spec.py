@@ -110,5 +110,8 @@ def test_spec_is_pure():
             "    importlib.import_module('rinit_fast.spec.' + m.name)\n"
             "bad = [m for m in sys.modules if m.split('.')[0] in ('numba', 'cupy', 'llvmlite')]\n"
             "print(','.join(bad))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    # -P: not the working directory first on sys.path (from the repository root it would import the source
+    # tree's rinit_fast/, which has no kernels, instead of the installed package)
+    out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
     assert out == "", f"the spec layer imported {out}"

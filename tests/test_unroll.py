@@ -2,7 +2,6 @@
 overflow and underflow, 10**6 steps in bounded memory, thread-count invariance, errors."""
 from __future__ import annotations
 
-import math
 import resource
 
 import numba
@@ -10,7 +9,10 @@ import numpy as np
 import pytest
 
 import rinit_fast as rf
+from rinit_fast.kernels.cpu import packed_gemm
 from rinit_fast.rng import Purpose
+from rinit_fast.spec import activations
+from rinit_fast.spec import unroll as spec
 from rinit_fast.unroll import UnrollResult, unroll
 
 from naive_unroll import unroll_ref
@@ -57,8 +59,8 @@ def test_matches_reference(dt, nonlinearity, n, batch, R, use_u):
     tol = RTOL[dt]
     for j in range(batch or 1):
         sel = (j,) if batch else ()
-        ref = unroll_ref(W[j], steps, (dt(0.7) * x[j]).astype(np.float64), U=U if use_u else None, b=b, h0=h0[j], v0=v0[j], nonlinearity=nonlinearity,
-                         record_every=rec, tangent=True)
+        ref = unroll_ref(W[j], steps, (dt(0.7) * x[j]).astype(np.float64), U=U if use_u else None, b=b,
+                         h0=h0[j], v0=v0[j], nonlinearity=nonlinearity, record_every=rec, tangent=True)
         if nonlinearity == "relu":   # well posed: rounding cannot flip the sign of a pre-activation
             assert ref["min_abs_preact"] > 100 * np.finfo(dt).eps
         np.testing.assert_allclose(res.log_norm[sel], ref["log_norm"], rtol=0, atol=30 * tol)
@@ -95,10 +97,11 @@ def test_growing_state_matches_plain_computation(dt, nonlinearity):
 
 # --- the input stream -----------------------------------------------------------------------------
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
-@pytest.mark.parametrize("d", [None, 7])
+@pytest.mark.parametrize("d", [None, 7, 301])
 def test_gaussian_inputs_are_the_stream(dt, d):
     """inputs="gaussian" uses exactly input_scale * rf.rng.normals(seed, INPUTS, index=start+j, sub=r):
-    the array path fed with those numbers gives the same bits."""
+    the array path fed with those numbers gives the same bits.  (d = 301: one draw per step, each
+    starting inside a Philox block; d = 5, 7: all steps in one draw.)"""
     rng = np.random.default_rng(11)
     n, batch, R, steps, seed, start, sigma = 5, 3, 4, 13, 1234, 17, 0.3
     dd = d or n
@@ -162,7 +165,7 @@ def test_log_norm_exact_past_overflow(dt, nonlinearity, rho):
 def test_growth_rate_with_inputs(dt):
     """A linear RNN with Gaussian inputs and known spectrum (diagonal, rho = 1.2): log||h_t||/t → log rho,
     and the increments between late records equal log rho (to rounding) long after overflow."""
-    n, R = 6, 4
+    R = 4
     W = np.diag([1.2, -1.1, 0.9, 0.5, -0.3, 1.0]).astype(dt)
     res = unroll(W, 6000, realizations=R, record_every=500, seed=5)
     L = res.log_norm
@@ -269,8 +272,125 @@ def test_thread_count_invariance():
     np.testing.assert_array_equal(many.log_norm[:50], a.log_norm[0])
 
 
+def test_whole_matrix_items_same_bits():
+    """A batch large enough for whole-matrix work items (spec.unroll.nchunks) gives each matrix the bits
+    it has alone (two chunks of realisations)."""
+    rng = np.random.default_rng(12)
+    nb = spec.ITEMS_PER_THREAD * max(2, numba.get_num_threads())
+    W = (0.95 * np.stack([_orthogonal(9, rng) for _ in range(nb)])).astype(np.float32)
+    assert spec.nchunks(70, nb, numba.get_num_threads()) == 2 and spec.nchunks(70, 1, 2) == 2
+    assert spec.nchunks(50, nb, numba.get_num_threads()) == 1 and spec.nchunks(50, 1, 2) == 2
+    kw = dict(realizations=50, tangent=True, nonlinearity="relu", seed=8, b=np.full(9, 0.1, np.float32))
+    a = unroll(W, 12, **kw)
+    for j in (0, nb - 1):
+        c = unroll(W[j], 12, start=j, **kw)
+        np.testing.assert_array_equal(a.log_norm[j], c.log_norm)
+        np.testing.assert_array_equal(a.tangent_log_norm[j], c.tangent_log_norm)
+        np.testing.assert_array_equal(a.final_state[j], c.final_state)
+
+
 def test_exported():
     assert rf.unroll is unroll and rf.UnrollResult is UnrollResult
+
+
+# --- the spec (rinit_fast/spec/unroll.py) ---------------------------------------------------------
+def test_spec_chunks_cover_the_realisations():
+    for R in list(range(1, 140)) + [1000, 12345]:
+        for batch, threads in [(1, 1), (1, 2), (3, 2), (8, 2), (100, 8)]:
+            nch = spec.nchunks(R, batch, threads)
+            bounds = [spec.chunk(R, nch, c) for c in range(nch)]
+            assert bounds[0][0] == 0 and bounds[-1][1] == R
+            assert all(b[1] == nb[0] for b, nb in zip(bounds, bounds[1:]))
+            assert all(0 < r1 - r0 <= spec.CHUNK_R for r0, r1 in bounds)
+            if batch < spec.ITEMS_PER_THREAD * threads and R > 1:
+                assert nch % 2 == 0                                  # two cores share one matrix
+
+
+def test_spec_floor_and_bound():
+    assert spec.e_floor(0.0, "float32") == spec.NO_FLOOR
+    for dt in ("float32", "float64"):
+        for bound in (1e-300, 1e-40, 0.3, 0.5, 1.0, 8.6, 1e5):
+            e = spec.e_floor(bound, dt)
+            assert bound <= 2.0 ** e                                 # scaled inputs stay <= 1
+            assert e == spec.FLOOR_MIN[dt] or bound >= 2.0 ** (e - 1)     # the least such power
+    UT = np.array([[1.0, -2.0], [0.5, 0.5]])                         # U = UT.T: row sums 1.5 and 2.5
+    b = np.array([0.0, -0.25])
+    x = np.array([[[[3.0, -4.0]]]])
+    assert spec.input_bound(spec.GAUSSIAN, 2.0) == 2.0 * spec.GAUSS_MAX
+    assert spec.input_bound(spec.ARRAY, 0.5, x) == 2.0
+    assert spec.input_bound(spec.ARRAY, 0.5, x, UT, b) == 2.0 * 2.5 + 0.25
+    assert spec.input_bound(spec.NO_INPUT, 1.0, None, UT, b) == 0.25
+
+
+def test_spec_plan_shapes_and_cuda_layout():
+    p = spec.plan(batch=3, R=5, n=7, d=4, du=4, steps=20, record_every=3, inputs="gaussian",
+                  nonlinearity="tanh", tangent=True, nbias=7, bx=1, rx=1, bound=0.3, seed=2 ** 40 + 9,
+                  start=11, input_scale=0.5, dtype=np.float32)
+    assert p.records == 6 and p.mode == spec.GAUSSIAN and p.nonlin == activations.TANH
+    assert (p.k0, p.k1) == (9, 2 ** 8) and p.e_floor == -1
+    shapes = spec.output_shapes(p)
+    assert tuple(shapes) == spec.OUTPUTS
+    assert shapes["log_norm"] == ((3, 5, 6), "float64") and shapes["final_tangent"] == ((3, 5, 7), "float32")
+    arr = spec.cuda_plan_array(p, npad=8, nchunks=2, rp=8, wsmem=True)
+    assert arr.dtype == np.uint64 and arr.shape == (len(spec.PLAN_FIELDS),)
+    want = dict(NB=3, R=5, N=7, D=4, DU=4, NPAD=8, STEPS=20, RECORD=3, MODE=spec.GAUSSIAN,
+                NONLIN=p.nonlin, NBIAS=7, BX=1, RX=1, EFLOOR=(-1) % 2 ** 64, K0=9, K1=2 ** 8, C2START=11,
+                C3BASE=p.c3_base, NCHUNKS=2, RP=8, WSMEM=1)
+    assert {f: int(arr[spec.PLAN[f]]) for f in spec.PLAN_FIELDS} == want
+    q = spec.plan(batch=1, R=2, n=7, d=7, du=0, steps=20, record_every=20, inputs=None, nonlinearity="linear",
+                  tangent=False, nbias=0, bx=1, rx=1, bound=0.0, seed=0, start=0, input_scale=1.0,
+                  dtype="float64")
+    assert q.e_floor == spec.NO_FLOOR and spec.output_shapes(q)["tangent_log_norm"] == ((1, 1, 1), "float64")
+    assert spec.memory_bytes(q, "cuda") > spec.memory_bytes(q, "cpu") > 0
+    assert spec.steps_per_draw(q) == 1 and spec.steps_per_draw(p) == 20
+
+
+# --- the matrix product (kernels/cpu/packed_gemm.py) ----------------------------------------------
+def test_version_guard():
+    packed_gemm.check_versions()                                     # the installed versions pass
+    ok = {"numba": "0.68.1", "llvmlite": "0.50.0"}
+    for bad in ({"numba": "0.69.0"}, {"numba": "0.67.2"}, {"numba": "0.68.0"}, {"llvmlite": "0.51.0rc1"},
+                {"llvmlite": "0.49.0"}):
+        pkg = next(iter(bad))
+        with pytest.raises(ImportError, match=f"needs {pkg}>=.*installed.*pip install"):
+            packed_gemm.check_versions({**ok, **bad})
+    packed_gemm.check_versions({"numba": "0.68.9", "llvmlite": "0.50.3"})
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_packed_gemm_matches_reference(dt):
+    rng = np.random.default_rng(3)
+    for M, K, N, kuse in [(1, 1, 1, 1), (5, 3, 40, 2), (13, 37, 33, 37), (30, 64, 64, 50), (12, 9, 100, 9)]:
+        A = rng.standard_normal((M + 2, K + 3)).astype(dt)
+        B = rng.standard_normal((K, N)).astype(dt)
+        P = packed_gemm.pack_panels(B)
+        assert P.shape[-1] == packed_gemm.panel_width(dt) and P.ctypes.data % packed_gemm.ALIGN == 0
+        C = np.full((M + 2, P.shape[0] * P.shape[2] + 5), np.nan, dt)
+        packed_gemm.gemm_packed(A, P, C, kuse, M)
+        ref = A[:M, :kuse].astype(np.float64) @ B[:kuse].astype(np.float64)
+        scale = np.abs(A[:M, :kuse]).astype(np.float64) @ np.abs(B[:kuse]).astype(np.float64)
+        assert np.all(np.abs(C[:M, :N] - ref) <= 4 * kuse * np.finfo(dt).eps * scale)
+        assert np.all(C[:M, N:P.shape[0] * P.shape[2]] == 0)           # zero-padded columns
+        assert np.all(np.isnan(C[M:])) and np.all(np.isnan(C[:, P.shape[0] * P.shape[2]:]))
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_packed_gemm_bits_do_not_depend_on_the_blocking(dt):
+    """Each entry is one FMA chain over k in order: rows computed alone (1-row tiles) or in any number
+    of rows (tiles of up to MR_MAX, as even as possible) give the same bits."""
+    rng = np.random.default_rng(4)
+    K, N = 45, 70
+    B = rng.standard_normal((K, N)).astype(dt)
+    P = packed_gemm.pack_panels(B)
+    ncol = P.shape[0] * P.shape[2]
+    A = rng.standard_normal((40, K)).astype(dt)
+    alone = np.empty((40, ncol), dt)
+    for i in range(40):
+        packed_gemm.gemm_packed(A[i:i + 1], P, alone[i:i + 1], K, 1)
+    for M in range(1, 41):
+        C = np.empty((M, ncol), dt)
+        packed_gemm.gemm_packed(A[:M], P, C, K, M)
+        np.testing.assert_array_equal(C, alone[:M])
 
 
 # --- errors before any kernel runs ----------------------------------------------------------------
@@ -278,7 +398,7 @@ def test_exported():
 def no_kernel(monkeypatch):
     from rinit_fast.kernels.cpu import unroll as kern
 
-    def boom(*a):
+    def boom(*a, **k):
         raise AssertionError("the kernel ran")
     monkeypatch.setattr(kern, "unroll", boom)
 
@@ -317,6 +437,8 @@ W4 = np.eye(4, dtype=np.float32) * 0.5
     (dict(seed=-1), ValueError, "seed"),
     (dict(start=2 ** 32), ValueError, "start"),
     (dict(b=np.array([1.0, np.inf, 0, 0])), ValueError, "b contains NaN"),
+    (dict(steps=2 ** 48), ValueError, "values of one input stream"),
+    (dict(steps=10 ** 12), MemoryError, "GiB"),
 ])
 def test_errors(no_kernel, kwargs, exc, match):
     kw = dict(steps=10)

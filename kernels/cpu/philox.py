@@ -14,13 +14,15 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
+from rinit_fast.spec import stream as S
+
 from ._jit import device, kernel
 
 M32 = np.uint64(0xFFFFFFFF)
-PHILOX_M0 = np.uint64(0xD2511F53)
-PHILOX_M1 = np.uint64(0xCD9E8D57)
-PHILOX_W0 = np.uint64(0x9E3779B9)
-PHILOX_W1 = np.uint64(0xBB67AE85)
+PHILOX_M0 = np.uint64(S.PHILOX_M0)
+PHILOX_M1 = np.uint64(S.PHILOX_M1)
+PHILOX_W0 = np.uint64(S.PHILOX_W0)
+PHILOX_W1 = np.uint64(S.PHILOX_W1)
 
 
 # --- bit casts (no scalar .view in Numba; these are one LLVM instruction each) -------------------
@@ -47,19 +49,18 @@ u64_as_f64 = _bitcast(types.Integer, 64, types.float64)
 
 
 # --- Philox4x32-10 -------------------------------------------------------------------------------
-@device
-def _round(c0, c1, c2, c3, k0, k1):
-    p0 = PHILOX_M0 * c0
-    p1 = PHILOX_M1 * c2
-    return ((p1 >> np.uint64(32)) ^ c1 ^ k0, p1 & M32, (p0 >> np.uint64(32)) ^ c3 ^ k1, p0 & M32)
+_S32 = np.uint64(32)
 
 
 @device
 def philox4x32_10(c0, c1, c2, c3, k0, k1):
     """One Philox4x32-10 block (Random123).  All arguments and results are uint64 < 2**32.
 
-    The ten rounds are written out: a counted loop here would stay the innermost loop and keep
-    LLVM from vectorising the caller's loop over blocks.
+    Each round multiplies (c0, c2) by (M0, M1) into 64-bit products and mixes their halves with c1, c3
+    and the round key.  The ten rounds are written out, in this one function: a counted loop would stay
+    the innermost loop and keep LLVM from vectorising the caller's loop over blocks, and a helper per
+    round would be inlined ten times at Numba IR level on every compile (measured: most of the compile
+    time of the stream body went to those IR copies; bench/NOTES.md "Stream body").
     """
     k0b = (k0 + PHILOX_W0) & M32
     k1b = (k1 + PHILOX_W1) & M32
@@ -79,16 +80,37 @@ def philox4x32_10(c0, c1, c2, c3, k0, k1):
     k1i = (k1 + np.uint64(0xDB3D7428)) & M32
     k0j = (k0 + np.uint64(0x8FF34781)) & M32
     k1j = (k1 + np.uint64(0x96A522AD)) & M32
-    c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0, k1)
-    c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0b, k1b)
-    c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0c, k1c)
-    c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0d, k1d)
-    c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0e, k1e)
-    c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0f, k1f)
-    c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0g, k1g)
-    c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0h, k1h)
-    c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0i, k1i)
-    return _round(c0, c1, c2, c3, k0j, k1j)
+    p0 = PHILOX_M0 * c0                                   # round 1
+    p1 = PHILOX_M1 * c2
+    c0, c1, c2, c3 = (p1 >> _S32) ^ c1 ^ k0, p1 & M32, (p0 >> _S32) ^ c3 ^ k1, p0 & M32
+    p0 = PHILOX_M0 * c0                                   # round 2
+    p1 = PHILOX_M1 * c2
+    c0, c1, c2, c3 = (p1 >> _S32) ^ c1 ^ k0b, p1 & M32, (p0 >> _S32) ^ c3 ^ k1b, p0 & M32
+    p0 = PHILOX_M0 * c0                                   # round 3
+    p1 = PHILOX_M1 * c2
+    c0, c1, c2, c3 = (p1 >> _S32) ^ c1 ^ k0c, p1 & M32, (p0 >> _S32) ^ c3 ^ k1c, p0 & M32
+    p0 = PHILOX_M0 * c0                                   # round 4
+    p1 = PHILOX_M1 * c2
+    c0, c1, c2, c3 = (p1 >> _S32) ^ c1 ^ k0d, p1 & M32, (p0 >> _S32) ^ c3 ^ k1d, p0 & M32
+    p0 = PHILOX_M0 * c0                                   # round 5
+    p1 = PHILOX_M1 * c2
+    c0, c1, c2, c3 = (p1 >> _S32) ^ c1 ^ k0e, p1 & M32, (p0 >> _S32) ^ c3 ^ k1e, p0 & M32
+    p0 = PHILOX_M0 * c0                                   # round 6
+    p1 = PHILOX_M1 * c2
+    c0, c1, c2, c3 = (p1 >> _S32) ^ c1 ^ k0f, p1 & M32, (p0 >> _S32) ^ c3 ^ k1f, p0 & M32
+    p0 = PHILOX_M0 * c0                                   # round 7
+    p1 = PHILOX_M1 * c2
+    c0, c1, c2, c3 = (p1 >> _S32) ^ c1 ^ k0g, p1 & M32, (p0 >> _S32) ^ c3 ^ k1g, p0 & M32
+    p0 = PHILOX_M0 * c0                                   # round 8
+    p1 = PHILOX_M1 * c2
+    c0, c1, c2, c3 = (p1 >> _S32) ^ c1 ^ k0h, p1 & M32, (p0 >> _S32) ^ c3 ^ k1h, p0 & M32
+    p0 = PHILOX_M0 * c0                                   # round 9
+    p1 = PHILOX_M1 * c2
+    c0, c1, c2, c3 = (p1 >> _S32) ^ c1 ^ k0i, p1 & M32, (p0 >> _S32) ^ c3 ^ k1i, p0 & M32
+    p0 = PHILOX_M0 * c0                                   # round 10
+    p1 = PHILOX_M1 * c2
+    c0, c1, c2, c3 = (p1 >> _S32) ^ c1 ^ k0j, p1 & M32, (p0 >> _S32) ^ c3 ^ k1j, p0 & M32
+    return c0, c1, c2, c3
 
 
 @kernel(types.void(types.uint32[:, ::1], types.uint32[:, ::1], types.uint32[:, ::1]))
@@ -130,16 +152,13 @@ def uniform_f64(wa, wb):
 
 
 # --- float32 log, sin, cos: +, -, *, / and bit operations only ------------------------------------
-LOGF_P = (np.float32(7.0376836292e-2), np.float32(-1.1514610310e-1), np.float32(1.1676998740e-1),
-          np.float32(-1.2420140846e-1), np.float32(1.4249322787e-1), np.float32(-1.6668057665e-1),
-          np.float32(2.0000714765e-1), np.float32(-2.4999993993e-1), np.float32(3.3333331174e-1))
-F32_SQRT2 = np.float32(1.41421356237309504880)
-F32_LN2_HI = np.float32(0.693359375)
-F32_LN2_LO = np.float32(-2.12194440e-4)
-F32_PI_4 = np.float32(0.785398163397448309616)
-SINF_P = (np.float32(-1.9515295891e-4), np.float32(8.3321608736e-3), np.float32(-1.6666654611e-1))
-COSF_P = (np.float32(2.443315711809948e-5), np.float32(-1.388731625493765e-3),
-          np.float32(4.166664568298827e-2))
+LOGF_P = tuple(np.float32(c) for c in S.LOGF_P)
+F32_SQRT2 = np.float32(S.F32_SQRT2)
+F32_LN2_HI = np.float32(S.F32_LN2_HI)
+F32_LN2_LO = np.float32(S.F32_LN2_LO)
+F32_PI_4 = np.float32(S.F32_PI_4)
+SINF_P = tuple(np.float32(c) for c in S.SINF_P)
+COSF_P = tuple(np.float32(c) for c in S.COSF_P)
 
 
 @device
@@ -210,17 +229,13 @@ def box_muller_f32(wa, wb):
 
 
 # --- float64 log, sin, cos (fdlibm kernels) -----------------------------------------------------
-LG = (6.666666666666735130e-01, 3.999999999940941908e-01, 2.857142874366239149e-01,
-      2.222219843214978396e-01, 1.818357216161805012e-01, 1.531383769920937332e-01,
-      1.479819860511658591e-01)
-F64_LN2_HI = 6.93147180369123816490e-01
-F64_LN2_LO = 1.90821492927058770002e-10
-F64_SQRT2 = 1.41421356237309504880
-F64_PI_4 = 0.785398163397448309616
-S64 = (-1.66666666666666324348e-01, 8.33333333332248946124e-03, -1.98412698298579493134e-04,
-       2.75573137070700676789e-06, -2.50507602534068634195e-08, 1.58969099521155010221e-10)
-C64 = (4.16666666666666019037e-02, -1.38888888888741095749e-03, 2.48015872894767294178e-05,
-       -2.75573143513906633035e-07, 2.08757232129817482790e-09, -1.13596475577881948265e-11)
+LG = S.LG
+F64_LN2_HI = S.F64_LN2_HI
+F64_LN2_LO = S.F64_LN2_LO
+F64_SQRT2 = S.F64_SQRT2
+F64_PI_4 = S.F64_PI_4
+S64 = S.S64
+C64 = S.C64
 
 
 @device

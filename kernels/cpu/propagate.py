@@ -1,227 +1,136 @@
 """Depth propagation kernels: x_{l+1} = f(W_l x_l + b_l) through a stack of freshly drawn layers, with a
 backward pass of a random output gradient, accumulating per-network, per-layer statistics.
 
-Layer ``l`` of network ``j`` is the matrix ``rf.sample(scheme, (width, fan_in), seed, start=j,
-layer=l)``: value ``i·fan_in + k`` (entry (i, k)) of the weights stream (c2 = j, c3 = WEIGHTS | l).  It
-is never stored whole: rows are regenerated panel by panel (``pr`` rows: 16 Ki values, at least 64 rows) into a
-small buffer, with exactly the operations of kernels/cpu/sampling.py (so bit for bit the matrix
-``rf.sample`` returns), and each panel is applied to all ``samples`` inputs of the network at once by a
-single-threaded BLAS GEMM (the gemm np.dot calls): the generation of a value (~1.2 ns) is shared by every
-input.
+The API (rinit_fast/propagate.py) validates the call and builds a ``Plan`` (rinit_fast/spec/propagate.py:
+path, family, segment length, panel rows, memory); :func:`run` executes it.
+
+Layer ``l`` of network ``j`` is the matrix ``rf.sample(scheme, (width, fan_in), seed, start=j, layer=l)``:
+value ``i·fan_in + k`` (entry (i, k)) of the weights stream (c2 = j, c3 = WEIGHTS | l).  It is never stored
+whole: rows are regenerated panel by panel (``pr`` rows) into a small buffer by the one CPU stream body
+(kernels/cpu/stream.py: ``fill_normal``/``fill_uniform``/``fill_truncated``, the functions rf.sample
+runs, so bit for bit its matrix), and each panel is applied to all ``samples`` inputs of the network at
+once by a single-threaded BLAS GEMM: the generation of a value is shared by every input.  Inputs, output
+gradients and biases come from the same fills.
+
+BLAS is SciPy's ``cython_blas`` sgemm/dgemm (the library NumPy's and Numba's matmul reach too), called
+from the jitted code through a symbol registered with llvmlite and an ``@intrinsic`` call (public APIs
+only: ``numba.extending.get_cython_function_address``, ``llvmlite.binding.add_symbol``), with alpha and
+beta exposed so that the backward pass accumulates panel after panel inside the GEMM (beta = 1).
 
 Layout: every state is (units, samples), C order.  Statistics go to ``stats[j, l, :]`` (float64, columns
 ``STAT_FIELDS``), computed in float64 from the dtype's values, in a fixed order that depends on neither
 the batch, nor the chunking, nor the thread count: each network is one kernel call, handled by one
-thread from start to end (the API runs the calls on a pool of threads, the kernels release the GIL; BLAS
-is pinned to one thread per caller).
+thread from start to end (``threads.run_tasks``; the kernels release the GIL; BLAS is pinned to one
+thread per caller).
 
 Backward: ``delta_depth = g`` (PROP_GRAD stream), ``u = f'(z_l) ⊙ delta_{l+1}``, ``delta_l = W_l^T u``
-with W_l regenerated panel by panel (``delta_l`` accumulates one GEMM per panel, beta = 1).  It needs f'(z_l) of
-every layer: the forward pass stores them for a segment of ``seg`` layers; with ``seg < depth`` only the
-inputs of every segment are kept (checkpoints) and each segment's forward pass is recomputed, in the
-same operations, before its backward pass (memory (seg + depth/seg + 4) · width · samples per network in
-flight, one more forward pass of time).  The results do not depend on ``seg``.
+with W_l regenerated panel by panel.  It needs f'(z_l) of every layer: the forward pass stores them for
+a segment of ``seg`` layers; with ``seg < depth`` only the inputs of every segment are kept (checkpoints)
+and each segment's forward pass is recomputed, in the same operations, before its backward pass.  The
+results do not depend on ``seg``.
 
-Families (``family``): 0 normal (z · scale), 1 uniform ((u · mul + add) · scale), 2 truncated normal
-(redraws as docs/rng.md, then · scale), 3 constant (scale).  Orthogonal layers need the whole matrix
-(QR): the API materialises them one layer at a time and calls the ``given_*`` kernels, which share the
-panel loop and every post-processing step with ``network``.
+Specialisation (compile time, docs/propagate.md "Compilation"): the weight family and the activation
+are compile-time constants of each network kernel (``network_kernel(family, act)``: one closure per
+pair, with the untaken branches pruned before typing), and each kernel compiles one dtype at a time
+on first use; the helpers shared by every variant (statistics, BLAS calls, input draws) compile once per
+dtype.  A float32 tanh run thus compiles its network kernel, the tanh activation and the shared
+helpers, and never the other families' fills, the other activations or float64.
+
+Orthogonal layers need the whole matrix (QR): the API materialises them one layer at a time for a chunk
+of networks (the ``weights`` callback of :func:`run`) and the ``given_*`` kernels apply them with the
+same panel GEMMs and the same post-processing.
 """
 from __future__ import annotations
 
 import warnings
 
+import llvmlite.binding as _llvm
 import numba
 import numpy as np
+from llvmlite import ir
 from numba import types
 from numba.core.errors import NumbaIRAssumptionWarning
-from numba.extending import intrinsic, overload
-from numba.np.linalg import _BLAS
+from numba.extending import get_cython_function_address, intrinsic, overload
 
-from rinit_fast.spec import activations as _act
+from rinit_fast.spec import activations as A
+from rinit_fast.spec import propagate as P
 
+from . import threads
 from ._jit import _COMMON, device, kernel
-from .philox import (M32, box_muller_f32, box_muller_f64, normal_at_f32, normal_at_f64, philox4x32_10,
-                     u32_as_f32, uniform_f32, uniform_f64)
-from .sampling import ATTEMPT_SHIFT, MAX_ATTEMPTS
+from .philox import M32, u32_as_f32
+from .stream import fill_normal, fill_truncated, fill_uniform
 
-STAT_FIELDS = ("preact_mean", "preact_var", "preact_unit_var", "act_mean", "act_var", "act_unit_var",
-               "act_abs_mean", "grad_var")
-NSTAT = len(STAT_FIELDS)
-FAMILIES = {"normal": 0, "uniform": 1, "truncated": 2, "constant": 3}
-ACTIVATIONS = _act.CODES      # one code table (rinit_fast/spec/activations.py)
-
+STAT_FIELDS = P.STAT_FIELDS
+NSTAT = P.NSTAT
+NCOL = P.NCOL
+NORMAL, UNIFORM, TRUNCATED, CONSTANT = P.NORMAL, P.UNIFORM, P.TRUNCATED, P.CONSTANT
+LINEAR, TANH, SIGMOID, RELU = A.LINEAR, A.TANH, A.SIGMOID, A.RELU
 
 
 def helper(fn):
-    """A helper called once per panel, layer or row: compiled as an ordinary (not inlined) Numba
-    function.  Only the Philox/Box–Muller device functions are inlined, into the fill loops that must
-    vectorise; inlining these larger helpers too would multiply the compile time (measured: minutes)."""
+    """A helper called once per panel, layer or row: an ordinary (not inlined) Numba function, compiled
+    once per signature and linked into every kernel that calls it."""
     return numba.njit(**_COMMON)(fn)
 
 
 _u64 = types.uint64
 _i64 = types.int64
-_ONE = np.uint64(1)
-_TWO = np.uint64(2)
-_THREE = np.uint64(3)
 
 
-# --- generation of a contiguous range of stream values (any start, any length) -------------------
-@helper
-def _normal_at32(i, c2, c3, k0, k1):
-    """normal_at_f32 behind a call: one compiled copy serves every scattered value (heads and tails of
-    panels, redraws, biases, inputs), which keeps the compile time down."""
-    return normal_at_f32(i, c2, c3, k0, k1)
+# --- BLAS: SciPy's cython_blas gemm, called from jitted code ---------------------------------------
+# The Fortran symbols' addresses are registered under names of our own before any kernel is compiled or
+# loaded from the cache; the cached machine code refers to the names, resolved when it is linked.
+_GEMM_SYMBOLS = {32: "rinit_fast_blas_sgemm", 64: "rinit_fast_blas_dgemm"}
+for _bits, _name in _GEMM_SYMBOLS.items():
+    _llvm.add_symbol(_name, get_cython_function_address("scipy.linalg.cython_blas",
+                                                        "sgemm" if _bits == 32 else "dgemm"))
 
 
-@helper
-def _normal_at64(i, c2, c3, k0, k1):
-    """normal_at_f64 behind a call (see _normal_at32)."""
-    return normal_at_f64(i, c2, c3, k0, k1)
+@intrinsic
+def xgemm(typingctx, transb, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc):
+    """Column-major ``c[m, n] = alpha · a[m, k] @ op(b) + beta · c`` (op: transpose when ``transb`` is
+    ord('t'), none for ord('n')); ``pa``, ``pb``, ``pc`` the addresses of the matrices' first elements
+    (``arr.ctypes.data`` + offset), integers by value; alpha and beta of the dtype (float32: sgemm).
+    Row-major C = A @ B is the column-major product C^T = B^T A^T, which is how the callers read."""
+    ints = (transb, m, n, k, pa, lda, pb, ldb, pc, ldc)
+    if not (isinstance(alpha, types.Float) and alpha == beta and alpha.bitwidth in _GEMM_SYMBOLS
+            and all(isinstance(t, types.Integer) for t in ints)):
+        return None
+    bits = alpha.bitwidth
+    sig = types.void(transb, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc)
+
+    def codegen(context, builder, signature, args):
+        i8, i32 = ir.IntType(8), ir.IntType(32)
+        ft = ir.FloatType() if bits == 32 else ir.DoubleType()
+        i8p, i32p, ftp = i8.as_pointer(), i32.as_pointer(), ft.as_pointer()
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i8p, i32p, i32p, i32p, ftp, ftp, i32p, ftp, i32p, ftp,
+                                               ftp, i32p])
+        name = _GEMM_SYMBOLS[bits]
+        fn = builder.module.globals.get(name)
+        if fn is None:
+            fn = ir.Function(builder.module, fnty, name)
+
+        def by_ref(ty, value):          # Fortran: every argument by reference
+            with builder.goto_entry_block():
+                slot = builder.alloca(ty)
+            builder.store(value, slot)
+            return slot
+
+        def int32(v):
+            return builder.trunc(v, i32) if v.type.width > 32 else builder.zext(v, i32) if v.type.width < 32 else v
+
+        tb, m_, n_, k_, al, a_, lda_, b_, ldb_, be, c_, ldc_ = args
+        builder.call(fn, [by_ref(i8, ir.Constant(i8, ord("n"))), by_ref(i8, builder.trunc(tb, i8)),
+                          by_ref(i32, int32(m_)), by_ref(i32, int32(n_)), by_ref(i32, int32(k_)), by_ref(ft, al),
+                          builder.inttoptr(a_, ftp), by_ref(i32, int32(lda_)), builder.inttoptr(b_, ftp),
+                          by_ref(i32, int32(ldb_)), by_ref(ft, be), builder.inttoptr(c_, ftp),
+                          by_ref(i32, int32(ldc_))])
+        return context.get_dummy_value()
+    return sig, codegen
 
 
-@helper
-def _fill_normal_f32(buf, v0, n, c2, c3, k0, k1, scale):
-    """buf[o] = value v0 + o of the float32 normal stream (c2, c3) times scale, o < n."""
-    o = np.uint64(0)
-    i = np.uint64(v0)
-    n = np.uint64(n)
-    while (i & _THREE) != np.uint64(0) and o < n:
-        buf[o] = _normal_at32(i, c2, c3, k0, k1) * scale
-        i += _ONE
-        o += _ONE
-    nb = (n - o) >> _TWO
-    b0 = i >> _TWO
-    for t in range(nb):
-        b = b0 + t
-        x0, x1, x2, x3 = philox4x32_10(b & M32, b >> np.uint64(32), c2, c3, k0, k1)
-        z0, z1 = box_muller_f32(x0, x1)
-        z2, z3 = box_muller_f32(x2, x3)
-        j = o + (t << _TWO)
-        buf[j] = z0 * scale
-        buf[j + _ONE] = z1 * scale
-        buf[j + _TWO] = z2 * scale
-        buf[j + _THREE] = z3 * scale
-    o += nb << _TWO
-    i += nb << _TWO
-    while o < n:
-        buf[o] = _normal_at32(i, c2, c3, k0, k1) * scale
-        i += _ONE
-        o += _ONE
-
-
-@helper
-def _fill_normal_f64(buf, v0, n, c2, c3, k0, k1, scale):
-    """buf[o] = value v0 + o of the float64 normal stream (c2, c3) times scale, o < n."""
-    o = np.uint64(0)
-    i = np.uint64(v0)
-    n = np.uint64(n)
-    if (i & _ONE) != np.uint64(0) and o < n:
-        buf[o] = _normal_at64(i, c2, c3, k0, k1) * scale
-        i += _ONE
-        o += _ONE
-    nb = (n - o) >> _ONE
-    b0 = i >> _ONE
-    for t in range(nb):
-        b = b0 + t
-        x0, x1, x2, x3 = philox4x32_10(b & M32, b >> np.uint64(32), c2, c3, k0, k1)
-        z0, z1 = box_muller_f64(x0, x1, x2, x3)
-        j = o + (t << _ONE)
-        buf[j] = z0 * scale
-        buf[j + _ONE] = z1 * scale
-    o += nb << _ONE
-    i += nb << _ONE
-    if o < n:
-        buf[o] = _normal_at64(i, c2, c3, k0, k1) * scale
-
-
-@helper
-def _fill_uniform_f32(buf, v0, n, c2, c3, k0, k1, mul, add, scale):
-    """buf[o] = (u * mul + add) * scale, u the float32 uniform value v0 + o of stream (c2, c3)."""
-    o = np.uint64(0)
-    i = np.uint64(v0)
-    n = np.uint64(n)
-    while (i & _THREE) != np.uint64(0) and o < n:
-        b = i >> _TWO
-        x = philox4x32_10(b & M32, b >> np.uint64(32), c2, c3, k0, k1)
-        buf[o] = (uniform_f32(x[i & _THREE]) * mul + add) * scale
-        i += _ONE
-        o += _ONE
-    nb = (n - o) >> _TWO
-    b0 = i >> _TWO
-    for t in range(nb):
-        b = b0 + t
-        x0, x1, x2, x3 = philox4x32_10(b & M32, b >> np.uint64(32), c2, c3, k0, k1)
-        j = o + (t << _TWO)
-        buf[j] = (uniform_f32(x0) * mul + add) * scale
-        buf[j + _ONE] = (uniform_f32(x1) * mul + add) * scale
-        buf[j + _TWO] = (uniform_f32(x2) * mul + add) * scale
-        buf[j + _THREE] = (uniform_f32(x3) * mul + add) * scale
-    o += nb << _TWO
-    i += nb << _TWO
-    while o < n:
-        b = i >> _TWO
-        x = philox4x32_10(b & M32, b >> np.uint64(32), c2, c3, k0, k1)
-        buf[o] = (uniform_f32(x[i & _THREE]) * mul + add) * scale
-        i += _ONE
-        o += _ONE
-
-
-@helper
-def _fill_uniform_f64(buf, v0, n, c2, c3, k0, k1, mul, add, scale):
-    """buf[o] = (u * mul + add) * scale, u the float64 uniform value v0 + o of stream (c2, c3)."""
-    o = np.uint64(0)
-    i = np.uint64(v0)
-    n = np.uint64(n)
-    while o < n:
-        b = i >> _ONE
-        x0, x1, x2, x3 = philox4x32_10(b & M32, b >> np.uint64(32), c2, c3, k0, k1)
-        if (i & _ONE) == np.uint64(0):
-            buf[o] = (uniform_f64(x0, x1) * mul + add) * scale
-            if o + _ONE < n:
-                buf[o + _ONE] = (uniform_f64(x2, x3) * mul + add) * scale
-            i += _TWO
-            o += _TWO
-        else:
-            buf[o] = (uniform_f64(x2, x3) * mul + add) * scale
-            i += _ONE
-            o += _ONE
-
-
-def fill_normal(buf, v0, n, c2, c3, k0, k1, scale):
-    """Dtype dispatch (compile time) between the float32 and float64 normal fills."""
-
-
-@overload(fill_normal, inline="always")
-def _ol_fill_normal(buf, v0, n, c2, c3, k0, k1, scale):
-    if buf.dtype == types.float32:
-        return lambda buf, v0, n, c2, c3, k0, k1, scale: _fill_normal_f32(buf, v0, n, c2, c3, k0, k1, scale)
-    return lambda buf, v0, n, c2, c3, k0, k1, scale: _fill_normal_f64(buf, v0, n, c2, c3, k0, k1, scale)
-
-
-def fill_uniform(buf, v0, n, c2, c3, k0, k1, mul, add, scale):
-    """Dtype dispatch (compile time) between the float32 and float64 uniform fills."""
-
-
-@overload(fill_uniform, inline="always")
-def _ol_fill_uniform(buf, v0, n, c2, c3, k0, k1, mul, add, scale):
-    if buf.dtype == types.float32:
-        return (lambda buf, v0, n, c2, c3, k0, k1, mul, add, scale:
-                _fill_uniform_f32(buf, v0, n, c2, c3, k0, k1, mul, add, scale))
-    return (lambda buf, v0, n, c2, c3, k0, k1, mul, add, scale:
-            _fill_uniform_f64(buf, v0, n, c2, c3, k0, k1, mul, add, scale))
-
-
-def normal_at(i, c2, c3, k0, k1, like):
-    """Value i of the normal stream (c2, c3) in the dtype of the scalar ``like``."""
-
-
-@overload(normal_at)
-def _ol_normal_at(i, c2, c3, k0, k1, like):
-    if like == types.float32:
-        return lambda i, c2, c3, k0, k1, like: _normal_at32(i, c2, c3, k0, k1)
-    return lambda i, c2, c3, k0, k1, like: _normal_at64(i, c2, c3, k0, k1)
+_N = np.int64(ord("n"))
+_T = np.int64(ord("t"))
 
 
 def cast_like(x, arr):
@@ -235,40 +144,69 @@ def _ol_cast_like(x, arr):
     return lambda x, arr: np.float64(x)
 
 
-def attempt_shift(like):
-    """Bit position of the redraw counter in a value index (50 for float32, 49 for float64)."""
-
-
-@overload(attempt_shift, inline="always")
-def _ol_attempt_shift(like):
-    if like == types.float32:
-        return lambda like: ATTEMPT_SHIFT + np.uint64(2)
-    return lambda like: ATTEMPT_SHIFT + np.uint64(1)
+@helper
+def mm_forward(wp, X, Z, i0, nr, fi):
+    """Z[i0:i0+nr] = Wp @ X[:fi], Wp the row-major (nr, fi) panel at address ``wp``."""
+    S = X.shape[1]
+    isz = X.itemsize
+    xgemm(_N, S, nr, fi, cast_like(1.0, X), X.ctypes.data, S, wp, fi, cast_like(0.0, X),
+          Z.ctypes.data + np.uint64(i0 * S * isz), S)
 
 
 @helper
-def gen_values(buf, v0, n, family, mul, add, scale, c2, c3, k0, k1):
-    """buf[:n] = values v0 .. v0+n-1 of a weight matrix of the family, exactly as rf.sample draws them."""
-    if family == 0:
-        fill_normal(buf, v0, n, c2, c3, k0, k1, scale)
-    elif family == 1:
-        fill_uniform(buf, v0, n, c2, c3, k0, k1, mul, add, scale)
-    elif family == 2:
-        one = cast_like(1.0, buf)
-        fill_normal(buf, v0, n, c2, c3, k0, k1, one)
-        bound = cast_like(2.0, buf)
-        shift = attempt_shift(one)
-        for o in range(np.uint64(n)):
-            z = buf[o]
-            i = np.uint64(v0) + o
-            a = np.uint64(0)
-            while abs(z) > bound and a < np.uint64(MAX_ATTEMPTS):
-                a += _ONE
-                z = normal_at((a << shift) | i, c2, c3, k0, k1, one)
-            buf[o] = z * scale
+def mm_backward(wp, U, G2, i0, nr, fi, accumulate):
+    """G2[:fi] = Wp^T @ U[i0:i0+nr] (``accumulate``: G2 += ...), Wp the row-major (nr, fi) panel at ``wp``."""
+    S = U.shape[1]
+    isz = U.itemsize
+    beta = cast_like(1.0, U) if accumulate else cast_like(0.0, U)
+    xgemm(_T, S, fi, nr, cast_like(1.0, U), U.ctypes.data + np.uint64(i0 * S * isz), S, wp, fi, beta,
+          G2.ctypes.data, S)
+
+
+# --- generation: the stream body, the family fixed at compile time ---------------------------------
+@device
+def gen_values(FAMILY, buf, v0, n, c2, c3, k0, k1, mul, add, scale):
+    """buf[:n] = values v0 .. v0+n-1 of a weight matrix of the family, exactly as rf.sample draws them
+    (``FAMILY`` a compile-time constant: the other branches are pruned before typing)."""
+    o0 = np.int64(0)
+    v0 = np.int64(v0)
+    n = np.int64(n)
+    if FAMILY == NORMAL:
+        fill_normal(buf, o0, v0, n, c2, c3, k0, k1, scale)
+    elif FAMILY == UNIFORM:
+        fill_uniform(buf, o0, v0, n, c2, c3, k0, k1, mul, add, scale)
+    elif FAMILY == TRUNCATED:
+        fill_truncated(buf, o0, v0, n, c2, c3, k0, k1, cast_like(P.TRUNC_BOUND, buf), scale)
     else:
         for o in range(n):
             buf[o] = scale
+
+
+@helper
+def draw_inputs(X, G, row, in_width, width, c2, c3x, c3g, k0, k1):
+    """X[k, s] = value k of the normal stream (c2, c3x + s); G[i, s] = value i of (c2, c3g + s)."""
+    S = X.shape[1]
+    one = cast_like(1.0, X)
+    z = np.int64(0)
+    for s in range(S):
+        fill_normal(row, z, z, np.int64(in_width), c2, c3x + np.uint64(s), k0, k1, one)
+        for k in range(in_width):
+            X[k, s] = row[k]
+        fill_normal(row, z, z, np.int64(width), c2, c3g + np.uint64(s), k0, k1, one)
+        for i in range(width):
+            G[i, s] = row[i]
+
+
+@helper
+def add_bias(Z, row, width, bias_std, c2, c3, k0, k1):
+    """Z[i, :] += b_i, b_i = bias_std · value i of the normal stream (c2, c3) (PROP_BIAS, layer)."""
+    S = Z.shape[1]
+    z = np.int64(0)
+    fill_normal(row, z, z, np.int64(width), c2, c3, k0, k1, bias_std)
+    for i in range(width):
+        b = row[i]
+        for s in range(S):
+            Z[i, s] += b
 
 
 # --- activations: float32 tanh and sigmoid that vectorise ----------------------------------------
@@ -276,6 +214,8 @@ def gen_values(buf, v0, n, family, mul, add, scale, c2, c3, k0, k1):
 # whole propagation at samples = 32); these use +, -, *, /, floor and bit operations only, so LLVM
 # vectorises the activation loop.  Cephes expf/tanhf polynomials: tanh within 2 ulp, exp within 1 ulp
 # (tests/test_propagate.py).  The activations are not part of the bit-identical stream contract.
+# exp_f32 and tanh_f32 are ordinary compiled functions, which LLVM inlines into the activation loops
+# (same speed, measured); inlining them at Numba IR level instead cost 0.5 s more of first-use compile.
 EXPF_P = (np.float32(1.9875691500e-4), np.float32(1.3981999507e-3), np.float32(8.3334519073e-3),
           np.float32(4.1665795894e-2), np.float32(1.6666665459e-1), np.float32(5.0000001201e-1))
 TANHF_P = (np.float32(-5.70498872745e-3), np.float32(2.06390887954e-2), np.float32(-5.37397155531e-2),
@@ -298,7 +238,7 @@ def fdiv(typingctx, a, b):
     return None
 
 
-@device
+@helper
 def exp_f32(x):
     """e**x for float32, x clamped to [-87, 88] (no overflow, no subnormals): Cephes expf."""
     x = min(max(x, F32_EXP_MIN), F32_EXP_MAX)
@@ -315,7 +255,7 @@ def exp_f32(x):
     return p * two_n
 
 
-@device
+@helper
 def tanh_f32(x):
     """tanh for float32: odd polynomial for |x| < 0.625, 1 - 2/(e^{2|x|} + 1) beyond (Cephes tanhf)."""
     ax = abs(x)
@@ -352,111 +292,53 @@ def _ol_exp_like(x):
     return lambda x: np.exp(x)
 
 
-# --- the layer steps, shared by the generated and the given-weights paths -------------------------
-# BLAS through Numba's own gemm entry point (the symbol np.dot calls, with alpha and beta exposed), so the
-# backward pass accumulates panel after panel inside the GEMM (beta = 1) instead of in an extra pass over
-# the result per panel (measured: at width 1024 those passes cost a quarter of the run).  Row-major C =
-# A @ B is the column-major product C^T = B^T A^T, which is how the calls below read.
-_XXGEMM32 = _BLAS().numba_xxgemm(types.float32)
-_XXGEMM64 = _BLAS().numba_xxgemm(types.float64)
-
-
-def gemm(transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
-    """Column-major c[m, n] = alpha · a[m, k] @ op(b) + beta · c (op = transpose when transb is 't');
-    a, b, c are arrays (their first element is the matrix), alpha and beta 1-element arrays."""
-
-
-@overload(gemm)
-def _ol_gemm(transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
-    fn, kind = (_XXGEMM32, ord("s")) if c.dtype == types.float32 else (_XXGEMM64, ord("d"))
-
-    def impl(transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
-        r = fn(kind, ord("n"), transb, m, n, k, alpha.ctypes, a.ctypes, lda, b.ctypes, ldb, beta.ctypes,
-               c.ctypes, ldc)
-        if r != 0:
-            raise RuntimeError("propagate: BLAS gemm failed")
-    return impl
-
-
-@helper
-def forward_gemm(X, Z, fi, width, pr, pbuf, W, given, family, mul, add, scale, c2, c3, k0, k1, ab):
-    """Z[:width] = W_l @ X[:fi], W_l generated panel by panel (or read from W when ``given``);
-    ab = [1, 0, 1] in the dtype (alpha, beta = 0, beta = 1)."""
-    S = X.shape[1]
-    for i0 in range(0, width, pr):
-        nr = min(pr, width - i0)
-        if given:
-            wp = W[i0:i0 + nr]
-        else:
-            gen_values(pbuf[:nr * fi], np.uint64(i0) * np.uint64(fi), nr * fi, family, mul, add, scale, c2, c3,
-                       k0, k1)
-            wp = pbuf[:nr * fi].reshape((nr, fi))
-        gemm(ord("n"), S, nr, fi, ab[0:1], X, S, wp, fi, ab[1:2], Z[i0:i0 + nr], S)
-
-
-@helper
-def backward_gemm(U, Dn, fi, width, pr, pbuf, W, given, family, mul, add, scale, c2, c3, k0, k1, ab):
-    """Dn[:fi] = W_l^T @ U[:width]: one GEMM per panel of rows, the first with beta = 0, the others
-    accumulating (beta = 1) in panel order."""
-    S = U.shape[1]
-    for i0 in range(0, width, pr):
-        nr = min(pr, width - i0)
-        if given:
-            wp = W[i0:i0 + nr]
-        else:
-            gen_values(pbuf[:nr * fi], np.uint64(i0) * np.uint64(fi), nr * fi, family, mul, add, scale, c2, c3,
-                       k0, k1)
-            wp = pbuf[:nr * fi].reshape((nr, fi))
-        beta = ab[1:2] if i0 == 0 else ab[2:3]
-        gemm(ord("t"), S, fi, nr, ab[0:1], U[i0:i0 + nr], S, wp, fi, beta, Dn, S)
-
-
-@helper
-def add_bias(Z, width, bias_std, c2, c3, k0, k1):
-    """Z[i, :] += b_i, b_i = bias_std · value i of the normal stream (c2, c3) (PROP_BIAS, layer)."""
-    S = Z.shape[1]
-    for i in range(width):
-        b = normal_at(np.uint64(i), c2, c3, k0, k1, bias_std) * bias_std
-        for s in range(S):
-            Z[i, s] += b
-
-
 @device
-def act_fn(z, act, one, zero):
-    """(f(z), f'(z)) for activation code act (0 linear, 1 tanh, 2 sigmoid, 3 relu)."""
-    if act == 1:
+def act_fn(z, ACT, one, zero):
+    """(f(z), f'(z)) for the activation code ACT (rinit_fast/spec/activations.py), a compile-time constant."""
+    if ACT == TANH:
         t = tanh_like(z)
         return t, one - t * t
-    if act == 2:
+    elif ACT == SIGMOID:
         g = fdiv(one, one + exp_like(-z))
         return g, g * (one - g)
-    if act == 3:
+    elif ACT == RELU:
         pos = z > zero
         return (z if pos else zero), (one if pos else zero)
-    return z, one
+    else:
+        return z, one
+
+
+def _make_activate(ACT):
+    def activate(Z, X, D, width):
+        """X[:width] = f(Z[:width]), D = f'(Z[:width]): one elementwise loop (it vectorises)."""
+        S = Z.shape[1]
+        one = cast_like(1.0, Z)
+        zero = cast_like(0.0, Z)
+        for i in range(width):
+            for s in range(S):
+                x, d = act_fn(Z[i, s], ACT, one, zero)
+                X[i, s] = x
+                D[i, s] = d
+    activate.__name__ = activate.__qualname__ = f"activate_{A.NAMES[ACT]}"
+    return helper(activate)
+
+
+activate_linear, activate_tanh, activate_sigmoid, activate_relu = (
+    _make_activate(a) for a in (LINEAR, TANH, SIGMOID, RELU))
 
 
 @helper
-def activate(Z, X, D, width, act, st, do_stats, cols):
-    """X[:width] = f(Z), D = f'(Z); with ``do_stats`` the statistics of Z and X into st[0:7].
+def layer_stats(Z, X, width, st, cols):
+    """The forward statistics of a layer, pre-activations Z and outputs X, into st[0:7] (float64).
 
-    Three fused passes over the layer (cols: (5, samples) float64 scratch of per-column sums, which
-    vectorise where one running sum would be a serial chain): column sums of z; then (z - m_s)², the
-    activation, and the column sums of x and |x|; then (x - m_s)².  Per column the variance is taken
-    around the column mean, and var = mean within-column variance + variance of the column means (an
-    exact decomposition, no cancellation).
+    Three passes (cols: (NCOL, samples) float64 scratch of per-column sums, which vectorise where one
+    running sum would be a serial chain): column sums of z; then (z - m_s)² and the column sums of x and
+    |x|; then (x - m_s)².  Per column the variance is taken around the column mean, and var = mean
+    within-column variance + variance of the column means (an exact decomposition, no cancellation).
+    Shared by every activation (compiled once per dtype).
     """
     S = Z.shape[1]
-    one = cast_like(1.0, Z)
-    zero = cast_like(0.0, Z)
-    if not do_stats:
-        for i in range(width):
-            for s in range(S):
-                x, d = act_fn(Z[i, s], act, one, zero)
-                X[i, s] = x
-                D[i, s] = d
-        return
-    for c in range(5):
+    for c in range(NCOL):
         for s in range(S):
             cols[c, s] = 0.0
     for i in range(width):
@@ -466,13 +348,9 @@ def activate(Z, X, D, width, act, st, do_stats, cols):
         cols[0, s] = cols[0, s] / width
     for i in range(width):
         for s in range(S):
-            z = Z[i, s]
-            dz = np.float64(z) - cols[0, s]
+            dz = np.float64(Z[i, s]) - cols[0, s]
             cols[1, s] += dz * dz
-            x, d = act_fn(z, act, one, zero)
-            X[i, s] = x
-            D[i, s] = d
-            xf = np.float64(x)
+            xf = np.float64(X[i, s])
             cols[2, s] += xf
             cols[3, s] += abs(xf)
     for s in range(S):
@@ -505,6 +383,33 @@ def activate(Z, X, D, width, act, st, do_stats, cols):
     st[6] = xa / n
 
 
+@device
+def activate(ACT, Z, X, D, width, st, cols, stats):
+    """X = f(Z), D = f'(Z) with the compile-time activation ACT (one compiled helper per activation), and
+    with ``stats`` the layer's forward statistics into st (the recomputed forward passes of checkpointed
+    segments skip them)."""
+    if ACT == TANH:
+        activate_tanh(Z, X, D, width)
+    elif ACT == SIGMOID:
+        activate_sigmoid(Z, X, D, width)
+    elif ACT == RELU:
+        activate_relu(Z, X, D, width)
+    else:
+        activate_linear(Z, X, D, width)
+    if stats:
+        layer_stats(Z, X, width, st, cols)
+
+
+ACTIVATE = {LINEAR: activate_linear, TANH: activate_tanh, SIGMOID: activate_sigmoid, RELU: activate_relu}
+
+
+def activate_step(act, Z, X, D, width, st, cols):
+    """One activation step with statistics, as the network kernels run it (for tests)."""
+    with _quiet():
+        ACTIVATE[act](Z, X, D, width)
+    layer_stats(Z, X, width, st, cols)
+
+
 @helper
 def grad_stat(Dn, fi, st, col):
     """st[7] = mean over units and samples of Dn[:fi]² (float64; per-column partial sums in col)."""
@@ -522,178 +427,266 @@ def grad_stat(Dn, fi, st, col):
 
 
 @helper
-def draw_inputs(X, G, in_width, width, c2, c3x, c3g, k0, k1):
-    """X[k, s] = value k of the normal stream (c2, c3x + s); G[i, s] = value i of (c2, c3g + s)."""
-    S = X.shape[1]
-    like = cast_like(0.0, X)
-    for s in range(S):
-        for k in range(in_width):
-            X[k, s] = normal_at(np.uint64(k), c2, c3x + np.uint64(s), k0, k1, like)
-        for i in range(width):
-            G[i, s] = normal_at(np.uint64(i), c2, c3g + np.uint64(s), k0, k1, like)
+def copy_rows(dst, src, n):
+    """dst[:n] = src[:n] (an explicit loop: a slice assignment compiles Numba's broadcasting and its
+    error-message formatting, seconds of compile time)."""
+    S = src.shape[1]
+    for i in range(n):
+        for s in range(S):
+            dst[i, s] = src[i, s]
 
 
 @helper
-def backward_step(D, G, G2, fi, width, pr, pbuf, W, given, family, mul, add, scale, c2, c3, k0, k1, ab):
-    """U = D ⊙ G (into D), G2[:fi] = W^T U (the caller swaps G and G2)."""
+def times(D, G, width):
+    """D[:width] *= G[:width] (u = f'(z) ⊙ delta)."""
     S = G.shape[1]
     for i in range(width):
         for s in range(S):
             D[i, s] = D[i, s] * G[i, s]
-    backward_gemm(D, G2, fi, width, pr, pbuf, W, given, family, mul, add, scale, c2, c3, k0, k1, ab)
 
 
 # --- the kernels: one network per call --------------------------------------------------------------
-# The API runs networks on a pool of Python threads (the kernels release the GIL), one network per task:
-# coarse parallelism with no Numba parallel region, whose compilation re-optimises every helper linked
-# into it (measured: 13 s of the 48 s it took to compile the first version).
-def network(st, k0, k1, c2, c3w, c3b, c3x, c3g, family, mul, add, scale0, scale, bias_std, width, in_width,
-            samples, act, seg, pr, wdummy):
-    """Network c2 from its inputs to its last gradient: st[l, :] (columns STAT_FIELDS) for every layer.
+def _make_network(FAMILY, ACT):
+    def network(st, k0, k1, c2, c3w, c3b, c3x, c3g, mul, add, scale0, scale, bias_std, width, in_width,
+                samples, seg, pr, wdummy):
+        """Network c2 from its inputs to its last gradient: st[l, :] (columns STAT_FIELDS) for every layer.
 
-    ``scale0`` is layer 0's scale (its fan-in is ``in_width``), ``scale`` that of the others; ``seg``
-    the layers per backward segment (``seg >= depth``: f'(z) of every layer stored by the forward pass);
-    ``pr`` the rows per generated panel; ``wdummy`` any (0, 0) array of the dtype.
-    """
-    depth = st.shape[0]
-    dt = wdummy.dtype
-    S = samples
-    maxw = max(width, in_width)
-    nseg = (depth + seg - 1) // seg
-    X = np.empty((maxw, S), dt)
-    Z = np.empty((width, S), dt)
-    G = np.empty((maxw, S), dt)
-    G2 = np.empty((maxw, S), dt)
-    D = np.empty((seg, width, S), dt)
-    ab = np.zeros(3, dt)
-    ab[0] = 1.0
-    ab[2] = 1.0
-    ck = np.empty((nseg if nseg > 1 else 0, maxw, S), dt)
-    pbuf = np.empty(pr * maxw, dt)
-    cols = np.empty((5, S), np.float64)
-    draw_inputs(X, G, in_width, width, c2, c3x, c3g, k0, k1)
-    # forward pass, with statistics
-    for layer in range(depth):
-        fi = in_width if layer == 0 else width
-        if nseg > 1 and layer % seg == 0:
-            ck[layer // seg, :fi] = X[:fi]
-        c3 = c3w + np.uint64(layer)
-        sc = scale0 if layer == 0 else scale
-        forward_gemm(X, Z, fi, width, pr, pbuf, wdummy, False, family, mul, add, sc, c2, c3, k0, k1, ab)
-        if bias_std != 0:
-            add_bias(Z, width, bias_std, c2, c3b + np.uint64(layer), k0, k1)
-        activate(Z, X, D[layer % seg], width, act, st[layer], True, cols)
-    # backward pass, segment by segment (one segment, stored during the forward pass, when seg >= depth)
-    for sg in range(nseg - 1, -1, -1):
-        l0 = sg * seg
-        l1 = min(depth, l0 + seg)
-        if nseg > 1:
-            fi0 = in_width if l0 == 0 else width
-            X[:fi0] = ck[sg, :fi0]
-            for layer in range(l0, l1):
+        ``scale0`` is layer 0's scale (its fan-in is ``in_width``), ``scale`` that of the others; ``seg``
+        the layers per backward segment (``seg >= depth``: f'(z) of every layer stored by the forward
+        pass); ``pr`` the rows per generated panel; ``wdummy`` any (0, 0) array of the dtype.
+        """
+        depth = st.shape[0]
+        dt = wdummy.dtype
+        S = samples
+        maxw = max(width, in_width)
+        nseg = (depth + seg - 1) // seg
+        X = np.empty((maxw, S), dt)
+        Z = np.empty((width, S), dt)
+        G = np.empty((maxw, S), dt)
+        G2 = np.empty((maxw, S), dt)
+        D = np.empty((seg, width, S), dt)
+        ck = np.empty((nseg if nseg > 1 else 0, maxw, S), dt)
+        pbuf = np.empty(pr * maxw, dt)
+        row = np.empty(maxw, dt)
+        cols = np.empty((NCOL, S), np.float64)
+        wp = pbuf.ctypes.data
+        draw_inputs(X, G, row, in_width, width, c2, c3x, c3g, k0, k1)
+        # sg = nseg: the forward pass through every layer, with statistics (storing the checkpoints when
+        # seg < depth); then sg = nseg-1 .. 0: each segment's backward pass, after recomputing its forward
+        # pass from its checkpoint when the f'(z) of every layer were not stored (nseg > 1)
+        for sg in range(nseg, -1, -1):
+            forward = sg == nseg
+            l0 = 0 if forward else sg * seg
+            l1 = depth if forward else min(depth, l0 + seg)
+            if not forward and nseg > 1:
+                fi0 = in_width if l0 == 0 else width
+                copy_rows(X, ck[sg], fi0)
+            if forward or nseg > 1:
+                for layer in range(l0, l1):
+                    fi = in_width if layer == 0 else width
+                    if forward and nseg > 1 and layer % seg == 0:
+                        copy_rows(ck[layer // seg], X, fi)
+                    c3 = c3w + np.uint64(layer)
+                    sc = scale0 if layer == 0 else scale
+                    for i0 in range(0, width, pr):
+                        nr = min(pr, width - i0)
+                        gen_values(FAMILY, pbuf, i0 * fi, nr * fi, c2, c3, k0, k1, mul, add, sc)
+                        mm_forward(wp, X, Z, i0, nr, fi)
+                    if bias_std != 0:
+                        add_bias(Z, row, width, bias_std, c2, c3b + np.uint64(layer), k0, k1)
+                    activate(ACT, Z, X, D[layer % seg], width, st[layer], cols, forward)
+            if forward:
+                continue
+            for layer in range(l1 - 1, l0 - 1, -1):
                 fi = in_width if layer == 0 else width
                 c3 = c3w + np.uint64(layer)
                 sc = scale0 if layer == 0 else scale
-                forward_gemm(X, Z, fi, width, pr, pbuf, wdummy, False, family, mul, add, sc, c2, c3, k0, k1, ab)
-                if bias_std != 0:
-                    add_bias(Z, width, bias_std, c2, c3b + np.uint64(layer), k0, k1)
-                activate(Z, X, D[layer - l0], width, act, st[layer], False, cols)
-        for layer in range(l1 - 1, l0 - 1, -1):
-            fi = in_width if layer == 0 else width
-            c3 = c3w + np.uint64(layer)
-            sc = scale0 if layer == 0 else scale
-            backward_step(D[layer - l0], G, G2, fi, width, pr, pbuf, wdummy, False, family, mul, add, sc,
-                          c2, c3, k0, k1, ab)
-            grad_stat(G2, fi, st[layer], cols[0])
-            G, G2 = G2, G
+                Dl = D[layer % seg]
+                times(Dl, G, width)
+                for i0 in range(0, width, pr):
+                    nr = min(pr, width - i0)
+                    gen_values(FAMILY, pbuf, i0 * fi, nr * fi, c2, c3, k0, k1, mul, add, sc)
+                    mm_backward(wp, Dl, G2, i0, nr, fi, i0 > 0)
+                grad_stat(G2, fi, st[layer], cols[0])
+                G, G2 = G2, G
+    network.__name__ = network.__qualname__ = f"network_{P.FAMILY_NAMES[FAMILY]}_{A.NAMES[ACT]}"
+    return kernel([_sig_net(types.float32), _sig_net(types.float64)])(network)
 
 
 def _sig_net(dt):
     a2 = types.Array(dt, 2, "C")
-    return types.void(types.float64[:, ::1], _u64, _u64, _u64, _u64, _u64, _u64, _u64, _i64, dt, dt, dt, dt,
-                      dt, _i64, _i64, _i64, _i64, _i64, _i64, a2)
+    return types.void(types.float64[:, ::1], _u64, _u64, _u64, _u64, _u64, _u64, _u64, dt, dt, dt, dt, dt,
+                      _i64, _i64, _i64, _i64, _i64, a2)
 
 
-network_f32 = kernel(_sig_net(types.float32))(network)
-network_f64 = kernel(_sig_net(types.float64))(network)
+NETWORKS = {(f, a): _make_network(f, a) for f in P.FAMILY_NAMES for a in A.NAMES}
+"""The network kernel of every (family, activation) pair; each compiles one dtype at a time, on first use."""
+
+
+def network_kernel(family, act):
+    """The network kernel of a weight family and an activation code (rinit_fast/spec)."""
+    return NETWORKS[(family, act)]
 
 
 # --- given weights (orthogonal): one layer of one network per call ---------------------------------
-def given_inputs(X, G, k0, k1, c2, c3x, c3g, in_width, width):
+def given_inputs(X, G, row, k0, k1, c2, c3x, c3g, in_width, width):
     """X = inputs x_0 (in_width, samples), G = output gradients g (width, samples) of network c2."""
-    draw_inputs(X, G, in_width, width, c2, c3x, c3g, k0, k1)
+    draw_inputs(X, G, row, in_width, width, c2, c3x, c3g, k0, k1)
 
 
-def given_forward(W, X, Z, D, st, k0, k1, c2, c3b, bias_std, act, pr):
-    """One forward layer of network c2 with the given weights W (width, fan_in): the same panel GEMMs,
-    bias and activation as ``network``; D = f'(z), st = the layer's forward statistics."""
-    width, fi = W.shape
-    S = X.shape[1]
-    pbuf = np.empty(0, X.dtype)
-    cols = np.empty((5, S), np.float64)
-    ab = np.zeros(3, X.dtype)
-    ab[0] = 1.0
-    ab[2] = 1.0
-    forward_gemm(X, Z, fi, width, pr, pbuf, W, True, 0, bias_std, bias_std, bias_std, c2, np.uint64(0), k0,
-                 k1, ab)
-    if bias_std != 0:
-        add_bias(Z, width, bias_std, c2, c3b, k0, k1)
-    activate(Z, X, D, width, act, st, True, cols)
+def _make_given_forward(ACT):
+    def given_forward(W, X, Z, D, row, st, k0, k1, c2, c3b, bias_std, pr):
+        """One forward layer of network c2 with the given weights W (width, fan_in): the same panel GEMMs,
+        bias and activation as ``network``; D = f'(z), st = the layer's forward statistics."""
+        width, fi = W.shape
+        S = X.shape[1]
+        cols = np.empty((NCOL, S), np.float64)
+        wp = W.ctypes.data
+        isz = W.itemsize
+        for i0 in range(0, width, pr):
+            mm_forward(wp + np.uint64(i0 * fi * isz), X, Z, i0, min(pr, width - i0), fi)
+        if bias_std != 0:
+            add_bias(Z, row, width, bias_std, c2, c3b, k0, k1)
+        activate(ACT, Z, X, D, width, st, cols, True)
+    given_forward.__name__ = given_forward.__qualname__ = f"given_forward_{A.NAMES[ACT]}"
+    return kernel([_sig_given_forward(types.float32), _sig_given_forward(types.float64)])(given_forward)
 
 
 def given_backward(W, D, G, G2, st, pr):
     """One backward layer: G2[:fan_in] = W^T (D ⊙ G) (D is overwritten) and its grad_var into st."""
     width, fi = W.shape
-    pbuf = np.empty(0, G.dtype)
-    ab = np.zeros(3, G.dtype)
-    ab[0] = 1.0
-    ab[2] = 1.0
-    backward_step(D, G, G2, fi, width, pr, pbuf, W, True, 0, ab[0], ab[0], ab[0], np.uint64(0), np.uint64(0),
-                  np.uint64(0), np.uint64(0), ab)
+    wp = W.ctypes.data
+    isz = W.itemsize
+    times(D, G, width)
+    for i0 in range(0, width, pr):
+        mm_backward(wp + np.uint64(i0 * fi * isz), D, G2, i0, min(pr, width - i0), fi, i0 > 0)
     grad_stat(G2, fi, st, np.empty(G.shape[1], np.float64))
 
 
-def _given_sigs(dt):
+def _sig_given_forward(dt):
     a2 = types.Array(dt, 2, "C")
-    f64 = types.float64[::1]
-    return (types.void(a2, a2, _u64, _u64, _u64, _u64, _u64, _i64, _i64),
-            types.void(a2, a2, a2, a2, f64, _u64, _u64, _u64, _u64, dt, _i64, _i64),
-            types.void(a2, a2, a2, a2, f64, _i64))
+    return types.void(a2, a2, a2, a2, types.Array(dt, 1, "C"), types.float64[::1], _u64, _u64, _u64, _u64,
+                      dt, _i64)
 
 
-_g32, _g64 = _given_sigs(types.float32), _given_sigs(types.float64)
-given_inputs_f32, given_forward_f32, given_backward_f32 = (
-    kernel(_g32[0])(given_inputs), kernel(_g32[1])(given_forward), kernel(_g32[2])(given_backward))
-given_inputs_f64, given_forward_f64, given_backward_f64 = (
-    kernel(_g64[0])(given_inputs), kernel(_g64[1])(given_forward), kernel(_g64[2])(given_backward))
+def _sig_given(dt):
+    a1, a2 = types.Array(dt, 1, "C"), types.Array(dt, 2, "C")
+    return (types.void(a2, a2, a1, _u64, _u64, _u64, _u64, _u64, _i64, _i64),
+            types.void(a2, a2, a2, a2, types.float64[::1], _i64))
 
 
-# --- the weights as the kernel generates them (for tests) ------------------------------------------
-def _sig_w(dt):
-    return types.void(types.Array(dt, 3, "C"), _u64, _u64, _u64, _u64, _i64, dt, dt, dt, _i64)
+given_inputs_k = kernel([_sig_given(types.float32)[0], _sig_given(types.float64)[0]])(given_inputs)
+given_backward_k = kernel([_sig_given(types.float32)[1], _sig_given(types.float64)[1]])(given_backward)
+GIVEN_FORWARD = {a: _make_given_forward(a) for a in A.NAMES}
 
 
-@kernel([_sig_w(types.float32), _sig_w(types.float64)], parallel=False)
+# --- the weights as the kernels generate them (for tests) ------------------------------------------
+def _make_layer_weights(FAMILY):
+    def layer_weights(out, k0, k1, c2_start, c3, mul, add, scale, pr):
+        """out[b] = layer c3 of network c2_start + b exactly as the network kernels generate it, panel by
+        panel into a buffer (for the test that it equals rf.sample bit for bit)."""
+        nb, width, fi = out.shape
+        pbuf = np.empty(pr * fi, out.dtype)
+        for b in range(nb):
+            c2 = (c2_start + np.uint64(b)) & M32
+            for i0 in range(0, width, pr):
+                nr = min(pr, width - i0)
+                gen_values(FAMILY, pbuf, i0 * fi, nr * fi, c2, c3, k0, k1, mul, add, scale)
+                for r in range(nr):
+                    for k in range(fi):
+                        out[b, i0 + r, k] = pbuf[r * fi + k]
+    layer_weights.__name__ = layer_weights.__qualname__ = f"layer_weights_{P.FAMILY_NAMES[FAMILY]}"
+    return helper(layer_weights)     # test-only: compiled on its first call, not by ``rinit-fast compile``
+
+
+LAYER_WEIGHTS = {f: _make_layer_weights(f) for f in P.FAMILY_NAMES}
+
+
 def layer_weights(out, k0, k1, c2_start, c3, family, mul, add, scale, pr):
-    """out[b] = layer c3 of network c2_start + b exactly as ``propagate`` generates it, panel by panel
-    (for the test that it equals rf.sample bit for bit)."""
-    nb, width, fi = out.shape
-    for b in range(nb):
-        c2 = (c2_start + np.uint64(b)) & M32
-        flat = out[b].reshape(width * fi)
-        for i0 in range(0, width, pr):
-            nr = min(pr, width - i0)
-            gen_values(flat[i0 * fi:(i0 + nr) * fi], np.uint64(i0) * np.uint64(fi), nr * fi, family, mul, add,
-                       scale, c2, c3, k0, k1)
+    """out[b] = layer c3 of network c2_start + b as the kernels of ``family`` generate it (tests)."""
+    with _quiet():
+        T = out.dtype.type
+        LAYER_WEIGHTS[family](out, np.uint64(k0), np.uint64(k1), np.uint64(c2_start), np.uint64(c3), T(mul), T(add),
+                              T(scale), np.int64(pr))
 
 
-def compiled(*kernels):
-    """Compile (or load from the cache) the given kernels now.  Inlining the ``tanh_like``/``exp_like``
-    overloads (needed: a call left in the activation loop keeps it scalar) trips a pedantic Numba IR
-    check about the inlined function's variable names (NumbaIRAssumptionWarning); the code is correct,
-    so that warning is silenced here, during compilation only."""
-    with warnings.catch_warnings():
+# --- running a plan ---------------------------------------------------------------------------------
+class _quiet(warnings.catch_warnings):
+    """Inlining the ``tanh_like``/``exp_like`` overloads (needed: a call left in the activation loop keeps
+    it scalar) trips a pedantic Numba IR check about the inlined function's variable names
+    (NumbaIRAssumptionWarning) while a kernel compiles; the code is correct, so that warning is silenced
+    during the calls that may compile."""
+
+    def __enter__(self):
+        r = super().__enter__()
         warnings.filterwarnings("ignore", category=NumbaIRAssumptionWarning)
-        for k in kernels:
-            k.dispatcher
-    return kernels[0] if len(kernels) == 1 else kernels
+        return r
+
+
+def run(stats, plan, weights=None):
+    """Execute a ``rinit_fast.spec.propagate.Plan``: fill ``stats`` (plan.stats_shape, float64).
+
+    ``weights(c0, nb, layer)`` -> a NumPy (nb, width, fan_in) array of layer ``layer`` of networks
+    plan.start + c0 .. + nb - 1, for the materialised path (plan.path == "materialised")."""
+    if plan.path == P.MATERIALISED:
+        return _run_materialised(stats, plan, weights)
+    dt = np.dtype(plan.dtype)
+    T = dt.type
+    k = network_kernel(plan.family, plan.act)
+    args = (np.uint64(plan.c3w), np.uint64(plan.c3b), np.uint64(plan.c3x), np.uint64(plan.c3g), T(plan.mul),
+            T(plan.add), T(plan.scale0), T(plan.scale), T(plan.bias_std), plan.width, plan.in_width,
+            plan.samples, plan.seg, plan.pr, np.empty((0, 0), dt))
+    k0, k1 = np.uint64(plan.k0), np.uint64(plan.k1)
+    with _quiet():
+        fn = k.dispatcher_for(stats[0], k0, k1, k0, *args)
+
+    def task(b):
+        fn(stats[b], k0, k1, np.uint64(plan.start + b), *args)
+
+    with threads.blas_single_thread():
+        threads.run_tasks(task, plan.batch, plan.chunk)
+
+
+def _run_materialised(stats, plan, weights):
+    """Each layer of a chunk of networks materialised by ``weights`` (once forward, once backward), then
+    the same layer steps as the generated path, one network per task."""
+    dt = np.dtype(plan.dtype)
+    T = dt.type
+    width, in_width, depth, S, pr = plan.width, plan.in_width, plan.depth, plan.samples, plan.pr
+    maxw = plan.maxw
+    k0, k1 = np.uint64(plan.k0), np.uint64(plan.k1)
+    c3b, c3x, c3g = np.uint64(plan.c3b), np.uint64(plan.c3x), np.uint64(plan.c3g)
+    bias = T(plan.bias_std)
+    with _quiet():
+        k_in = given_inputs_k.dispatcher_for(np.empty((0, 0), dt))
+        k_fw = GIVEN_FORWARD[plan.act].dispatcher_for(np.empty((0, 0), dt))
+        k_bw = given_backward_k.dispatcher_for(np.empty((0, 0), dt))
+    nthreads = threads.nthreads()
+    for c0 in range(0, plan.batch, plan.chunk):
+        nb = min(plan.chunk, plan.batch - c0)
+        st = stats[c0:c0 + nb]
+        X3 = np.zeros((nb, maxw, S), dt)
+        G3 = [np.zeros((maxw, S), dt) for _ in range(nb)]
+        G3b = [np.zeros((maxw, S), dt) for _ in range(nb)]
+        Z3 = np.zeros((nb, width, S), dt)
+        D4 = np.zeros((nb, depth, width, S), dt)
+        rows = np.zeros((nb, maxw), dt)
+        c2 = [np.uint64(plan.start + c0 + b) for b in range(nb)]
+        for b in range(nb):
+            k_in(X3[b], G3[b], rows[b], k0, k1, c2[b], c3x, c3g, in_width, width)
+        for layer in range(depth):
+            W3 = weights(c0, nb, layer)
+
+            def fwd(b, W3=W3, layer=layer):
+                k_fw(W3[b], X3[b], Z3[b], D4[b, layer], rows[b], st[b, layer], k0, k1, c2[b],
+                     c3b + np.uint64(layer), bias, pr)
+            with threads.blas_single_thread():
+                threads.run_tasks(fwd, nb, nthreads)
+        for layer in range(depth - 1, -1, -1):
+            W3 = weights(c0, nb, layer)
+
+            def bwd(b, W3=W3, layer=layer):
+                k_bw(W3[b], D4[b, layer], G3[b], G3b[b], st[b, layer], pr)
+                G3[b], G3b[b] = G3b[b], G3[b]
+            with threads.blas_single_thread():
+                threads.run_tasks(bwd, nb, nthreads)

@@ -3,194 +3,177 @@
 Row ``out[a, s]`` holds values 0, 1, ... of the stream with counter words c2 = ``c2_start + a``
 (the matrix, network or other index) and c3 = ``c3_base + s`` (purpose and sub-index), see
 docs/rng.md.  A batch of weight matrices is ``out`` of shape (batch, 1, fan_out * fan_in), value
-``i`` being entry ``(i // fan_in, i % fan_in)``.  The value → (block, lane) mapping
-is fixed by docs/rng.md and does not depend on the batch, the chunking or the thread count: each
-thread handles whole chunks of blocks and every block is a pure function of its counter.
+``i`` being entry ``(i // fan_in, i % fan_in)``.
+
+Every value comes from the one stream body (``stream.py``), so the bits do not depend on the batch,
+the chunking or the thread count.  Work is split into items of at most ``CHUNK`` values of one row;
+the compiled kernels fill a range of items and release the GIL, and ``threads.run_chunks`` spreads the
+items over the CPU threads (coarse parallelism, no Numba parallel region: a ``prange`` kernel cost
+twice the compile time for no gain at this granularity; bench/NOTES.md "Stream body").
+
+The Python functions here keep the signatures that ``rinit_fast.rng`` and ``rinit_fast.sampling`` call
+on either backend (the CUDA loader has the same names).
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import prange, types
+from numba import types
 
+from . import threads
 from ._jit import kernel
-from .philox import (M32, box_muller_f32, box_muller_f64, philox4x32_10, uniform_f32,
-                     uniform_f64, normal_at_f32, normal_at_f64)
+from .philox import M32
+from .stream import fill_normal, fill_truncated, fill_uniform, redraw
 
-CHUNK = 2048  # Philox blocks per parallel work item (8192 float32 values)
+CHUNK = 8192            # values per work item (a multiple of 4: items start on block boundaries)
+SERIAL_VALUES = 1 << 16  # below this many values in all, one thread (a thread pool costs more than it saves)
 
 _u64 = types.uint64
+_i64 = types.int64
 
 
-def _sig(arr, scal, nscal):
-    return types.void(arr, _u64, _u64, _u64, _u64, *([scal] * nscal))
+def _arr(dt):
+    return types.Array(dt, 3, "C")
 
 
-@kernel(_sig(types.float32[:, :, ::1], types.float32, 1), parallel=True)
+def _sig(dt, nscal):
+    return types.void(_arr(dt), _u64, _u64, _u64, _u64, *([dt] * nscal), _i64, _i64)
+
+
+def _normal_items(out, k0, k1, c2_start, c3_base, std, t0, t1):
+    """Items t0 .. t1-1 of out: std · N(0, 1) values of stream (c2_start + a, c3_base + s)."""
+    nmat, nsub, nval = out.shape
+    nch = (nval + CHUNK - 1) // CHUNK
+    for t in range(t0, t1):
+        ms = t // nch
+        v0 = (t - ms * nch) * CHUNK
+        m = ms // nsub
+        s = ms - m * nsub
+        c2 = (c2_start + np.uint64(m)) & M32
+        c3 = (c3_base + np.uint64(s)) & M32
+        n = min(CHUNK, nval - v0)
+        fill_normal(out[m, s], v0, v0, n, c2, c3, k0, k1, std)
+
+
+def _uniform_items(out, k0, k1, c2_start, c3_base, mul, add, scale, t0, t1):
+    """Items t0 .. t1-1 of out: (u · mul + add) · scale, u ~ U[0, 1) of stream (c2_start + a, c3_base + s)."""
+    nmat, nsub, nval = out.shape
+    nch = (nval + CHUNK - 1) // CHUNK
+    for t in range(t0, t1):
+        ms = t // nch
+        v0 = (t - ms * nch) * CHUNK
+        m = ms // nsub
+        s = ms - m * nsub
+        c2 = (c2_start + np.uint64(m)) & M32
+        c3 = (c3_base + np.uint64(s)) & M32
+        n = min(CHUNK, nval - v0)
+        fill_uniform(out[m, s], v0, v0, n, c2, c3, k0, k1, mul, add, scale)
+
+
+def _truncated_items(out, k0, k1, c2_start, c3_base, bound, std, t0, t1):
+    """Items t0 .. t1-1 of out: std · the truncated normal stream (redraws while |z| > bound), in one pass
+    per item (the redraws read the item's normals while they are in cache)."""
+    nmat, nsub, nval = out.shape
+    nch = (nval + CHUNK - 1) // CHUNK
+    for t in range(t0, t1):
+        ms = t // nch
+        v0 = (t - ms * nch) * CHUNK
+        m = ms // nsub
+        s = ms - m * nsub
+        c2 = (c2_start + np.uint64(m)) & M32
+        c3 = (c3_base + np.uint64(s)) & M32
+        n = min(CHUNK, nval - v0)
+        fill_truncated(out[m, s], v0, v0, n, c2, c3, k0, k1, bound, std)
+
+
+def _redraw_items(out, k0, k1, c2_start, c3_base, bound, std, t0, t1):
+    """Items t0 .. t1-1 of out, which holds the plain normals: redraw |z| > bound, scale by std."""
+    nmat, nsub, nval = out.shape
+    nch = (nval + CHUNK - 1) // CHUNK
+    for t in range(t0, t1):
+        ms = t // nch
+        v0 = (t - ms * nch) * CHUNK
+        m = ms // nsub
+        s = ms - m * nsub
+        c2 = (c2_start + np.uint64(m)) & M32
+        c3 = (c3_base + np.uint64(s)) & M32
+        n = min(CHUNK, nval - v0)
+        redraw(out[m, s], v0, v0, n, c2, c3, k0, k1, bound, std)
+
+
+
+# One kernel per (function, dtype), each with one signature: a float32 program compiles only float32 code,
+# and `rinit-fast compile --dtype float32` still selects the float64 fills that float32 calls use (the
+# spectral start vectors are float64 draws): a single-signature kernel is selected for every precision.
+_KERNELS = {(fn.__name__, dt.name): kernel(_sig(dt, n))(fn)
+            for fn, n in ((_normal_items, 1), (_uniform_items, 3), (_truncated_items, 2), (_redraw_items, 2))
+            for dt in (types.float32, types.float64)}
+
+
+def _run(fn, out3, *args):
+    """Run a per-item kernel over every item of out3 on the CPU threads."""
+    nmat, nsub, nval = out3.shape
+    items = nmat * nsub * (-(-nval // CHUNK))
+    if items == 0:
+        return
+    d = _KERNELS[fn.__name__, out3.dtype.name].dispatcher
+    if items == 1 or out3.size <= SERIAL_VALUES:
+        d(out3, *args, 0, items)
+    else:
+        threads.run_chunks(lambda t0, t1: d(out3, *args, t0, t1), items, per_thread=4)
+
+
+def _u(x):
+    return np.uint64(x)
+
+
+# --- the entry points rinit_fast.rng and rinit_fast.sampling call (same names on the CUDA loader) -----
 def normal_f32(out, k0, k1, c2_start, c3_base, std):
-    """out[m, s, i] = std * value i of the normal stream (c2_start + m, c3_base + s) (float32 mapping: 4 values per block)."""
-    nmat, nsub, nval = out.shape
-    nfull = np.uint64(nval) >> np.uint64(2)
-    nch = (nval // 4 + (nval % 4 > 0) + CHUNK - 1) // CHUNK
-    for t in prange(nmat * nsub * nch):
-        ms = t // nch
-        ch = t - ms * nch
-        m = ms // nsub
-        sub = ms - m * nsub
-        c2 = np.uint64(c2_start + np.uint64(m)) & M32
-        c3 = np.uint64(c3_base + np.uint64(sub)) & M32
-        row = out[m, sub]
-        b0 = np.uint64(ch) * np.uint64(CHUNK)
-        b1 = min(b0 + np.uint64(CHUNK), nfull)
-        for b in range(b0, b1):
-            x0, x1, x2, x3 = philox4x32_10(b & M32, b >> np.uint64(32), c2, c3, k0, k1)
-            z0, z1 = box_muller_f32(x0, x1)
-            z2, z3 = box_muller_f32(x2, x3)
-            j = b << np.uint64(2)
-            row[j] = z0 * std
-            row[j + np.uint64(1)] = z1 * std
-            row[j + np.uint64(2)] = z2 * std
-            row[j + np.uint64(3)] = z3 * std
-        if ch == nch - 1:
-            for i in range(nfull << np.uint64(2), np.uint64(nval)):
-                row[i] = normal_at_f32(i, c2, c3, k0, k1) * std
+    """out[m, s, i] = std · value i of the normal stream (c2_start + m, c3_base + s), float32."""
+    _run(_normal_items, out, _u(k0), _u(k1), _u(c2_start), _u(c3_base), np.float32(std))
 
 
-@kernel(_sig(types.float64[:, :, ::1], types.float64, 1), parallel=True)
 def normal_f64(out, k0, k1, c2_start, c3_base, std):
-    """out[m, s, i] = std * value i of the normal stream (c2_start + m, c3_base + s) (float64 mapping: 2 values per block)."""
-    nmat, nsub, nval = out.shape
-    nfull = np.uint64(nval) >> np.uint64(1)
-    nch = (nval // 2 + (nval % 2) + CHUNK - 1) // CHUNK
-    for t in prange(nmat * nsub * nch):
-        ms = t // nch
-        ch = t - ms * nch
-        m = ms // nsub
-        sub = ms - m * nsub
-        c2 = np.uint64(c2_start + np.uint64(m)) & M32
-        c3 = np.uint64(c3_base + np.uint64(sub)) & M32
-        row = out[m, sub]
-        b0 = np.uint64(ch) * np.uint64(CHUNK)
-        b1 = min(b0 + np.uint64(CHUNK), nfull)
-        for b in range(b0, b1):
-            x0, x1, x2, x3 = philox4x32_10(b & M32, b >> np.uint64(32), c2, c3, k0, k1)
-            z0, z1 = box_muller_f64(x0, x1, x2, x3)
-            j = b << np.uint64(1)
-            row[j] = z0 * std
-            row[j + np.uint64(1)] = z1 * std
-        if ch == nch - 1 and (nval & 1):
-            i = np.uint64(nval - 1)
-            row[i] = normal_at_f64(i, c2, c3, k0, k1) * std
+    """float64 twin of normal_f32."""
+    _run(_normal_items, out, _u(k0), _u(k1), _u(c2_start), _u(c3_base), np.float64(std))
 
 
-@kernel(_sig(types.float32[:, :, ::1], types.float32, 3), parallel=True)
 def uniform_f32_fill(out, k0, k1, c2_start, c3_base, mul, add, scale):
-    """out[m, s, i] = (u * mul + add) * scale, u the float32 uniform value i (4 per block)."""
-    nmat, nsub, nval = out.shape
-    nfull = np.uint64(nval) >> np.uint64(2)
-    nch = (nval // 4 + (nval % 4 > 0) + CHUNK - 1) // CHUNK
-    for t in prange(nmat * nsub * nch):
-        ms = t // nch
-        ch = t - ms * nch
-        m = ms // nsub
-        sub = ms - m * nsub
-        c2 = np.uint64(c2_start + np.uint64(m)) & M32
-        c3 = np.uint64(c3_base + np.uint64(sub)) & M32
-        row = out[m, sub]
-        b0 = np.uint64(ch) * np.uint64(CHUNK)
-        b1 = min(b0 + np.uint64(CHUNK), nfull)
-        for b in range(b0, b1):
-            x0, x1, x2, x3 = philox4x32_10(b & M32, b >> np.uint64(32), c2, c3, k0, k1)
-            j = b << np.uint64(2)
-            row[j] = (uniform_f32(x0) * mul + add) * scale
-            row[j + np.uint64(1)] = (uniform_f32(x1) * mul + add) * scale
-            row[j + np.uint64(2)] = (uniform_f32(x2) * mul + add) * scale
-            row[j + np.uint64(3)] = (uniform_f32(x3) * mul + add) * scale
-        if ch == nch - 1 and (nval & 3):
-            b = nfull
-            x = philox4x32_10(b & M32, b >> np.uint64(32), c2, c3, k0, k1)
-            j = b << np.uint64(2)
-            for lane in range(nval & 3):
-                row[j + np.uint64(lane)] = (uniform_f32(x[lane]) * mul + add) * scale
+    """out[m, s, i] = (u · mul + add) · scale, u the float32 uniform value i of stream (c2_start + m, c3_base + s)."""
+    f = np.float32
+    _run(_uniform_items, out, _u(k0), _u(k1), _u(c2_start), _u(c3_base), f(mul), f(add), f(scale))
 
 
-@kernel(_sig(types.float64[:, :, ::1], types.float64, 3), parallel=True)
 def uniform_f64_fill(out, k0, k1, c2_start, c3_base, mul, add, scale):
-    """out[m, s, i] = (u * mul + add) * scale, u the float64 uniform value i (2 per block)."""
-    nmat, nsub, nval = out.shape
-    nfull = np.uint64(nval) >> np.uint64(1)
-    nch = (nval // 2 + (nval % 2) + CHUNK - 1) // CHUNK
-    for t in prange(nmat * nsub * nch):
-        ms = t // nch
-        ch = t - ms * nch
-        m = ms // nsub
-        sub = ms - m * nsub
-        c2 = np.uint64(c2_start + np.uint64(m)) & M32
-        c3 = np.uint64(c3_base + np.uint64(sub)) & M32
-        row = out[m, sub]
-        b0 = np.uint64(ch) * np.uint64(CHUNK)
-        b1 = min(b0 + np.uint64(CHUNK), nfull)
-        for b in range(b0, b1):
-            x0, x1, x2, x3 = philox4x32_10(b & M32, b >> np.uint64(32), c2, c3, k0, k1)
-            j = b << np.uint64(1)
-            row[j] = (uniform_f64(x0, x1) * mul + add) * scale
-            row[j + np.uint64(1)] = (uniform_f64(x2, x3) * mul + add) * scale
-        if ch == nch - 1 and (nval & 1):
-            b = nfull
-            x0, x1, x2, x3 = philox4x32_10(b & M32, b >> np.uint64(32), c2, c3, k0, k1)
-            row[b << np.uint64(1)] = (uniform_f64(x0, x1) * mul + add) * scale
+    """float64 twin of uniform_f32_fill."""
+    f = np.float64
+    _run(_uniform_items, out, _u(k0), _u(k1), _u(c2_start), _u(c3_base), f(mul), f(add), f(scale))
 
 
-# Truncated normal: value i keeps its normal when |z| <= 2; otherwise attempt a = 1, 2, ... redraws
-# value i of the same matrix at block position (a << 48) | block.  See docs/rng.md.
-ATTEMPT_SHIFT = np.uint64(48)
-MAX_ATTEMPTS = 1 << 14  # attempts < 2**14 keep (a << 50) | i inside 64 bits: no counter ever repeats
+def truncated_f32(out, k0, k1, c2_start, c3_base, bound, std):
+    """out[m, s, i] = std · value i of the truncated float32 normal stream (|z| <= bound by redraws; docs/rng.md)."""
+    _run(_truncated_items, out, _u(k0), _u(k1), _u(c2_start), _u(c3_base), np.float32(bound), np.float32(std))
 
 
-@kernel(types.void(types.float32[:, :, ::1], _u64, _u64, _u64, _u64, types.float32, types.float32),
-        parallel=True)
+def truncated_f64(out, k0, k1, c2_start, c3_base, bound, std):
+    """float64 twin of truncated_f32."""
+    _run(_truncated_items, out, _u(k0), _u(k1), _u(c2_start), _u(c3_base), np.float64(bound), np.float64(std))
+
+
 def truncate_f32(out, k0, k1, c2_start, c3_base, bound, std):
-    """Given out = N(0,1) draws (normal_f32 with std 1), redraw |z| > bound, then scale by std."""
-    nmat, nsub, nval = out.shape
-    for ms in prange(nmat * nsub):
-        m = ms // nsub
-        sub = ms - m * nsub
-        c2 = np.uint64(c2_start + np.uint64(m)) & M32
-        c3 = np.uint64(c3_base + np.uint64(sub)) & M32
-        row = out[m, sub]
-        for i in range(np.uint64(nval)):
-            z = row[i]
-            a = np.uint64(0)
-            while abs(z) > bound and a < np.uint64(MAX_ATTEMPTS):
-                a += np.uint64(1)
-                z = normal_at_f32((a << (ATTEMPT_SHIFT + np.uint64(2))) | i, c2, c3, k0, k1)
-            row[i] = z * std
+    """Given out = the plain normals (normal_f32 with std 1), redraw |z| > bound, then scale by std."""
+    _run(_redraw_items, out, _u(k0), _u(k1), _u(c2_start), _u(c3_base), np.float32(bound), np.float32(std))
 
 
-@kernel(types.void(types.float64[:, :, ::1], _u64, _u64, _u64, _u64, types.float64, types.float64),
-        parallel=True)
 def truncate_f64(out, k0, k1, c2_start, c3_base, bound, std):
     """float64 twin of truncate_f32."""
-    nmat, nsub, nval = out.shape
-    for ms in prange(nmat * nsub):
-        m = ms // nsub
-        sub = ms - m * nsub
-        c2 = np.uint64(c2_start + np.uint64(m)) & M32
-        c3 = np.uint64(c3_base + np.uint64(sub)) & M32
-        row = out[m, sub]
-        for i in range(np.uint64(nval)):
-            z = row[i]
-            a = np.uint64(0)
-            while abs(z) > bound and a < np.uint64(MAX_ATTEMPTS):
-                a += np.uint64(1)
-                z = normal_at_f64((a << (ATTEMPT_SHIFT + np.uint64(1))) | i, c2, c3, k0, k1)
-            row[i] = z * std
+    _run(_redraw_items, out, _u(k0), _u(k1), _u(c2_start), _u(c3_base), np.float64(bound), np.float64(std))
 
 
-@kernel(types.void(types.float64[:, :, ::1], types.float64[:, :, ::1]), parallel=True)
-def qr_haar(g, q):
+@kernel(types.void(types.float64[:, :, ::1], types.float64[:, :, ::1], _i64, _i64))
+def _qr_items(g, q, m0, m1):
     """q[m] = Q of the QR of g[m] (rows >= cols), columns multiplied by sign(diag R): Haar measure
-    (Mezzadri 2007).  One LAPACK QR per matrix, matrices spread over the threads."""
-    for m in prange(g.shape[0]):
+    (Mezzadri 2007).  One LAPACK QR per matrix (Numba's np.linalg.qr: public API)."""
+    for m in range(m0, m1):
         qm, rm = np.linalg.qr(g[m])
         for j in range(qm.shape[1]):
             if rm[j, j] < 0.0:
@@ -199,3 +182,14 @@ def qr_haar(g, q):
             else:
                 for i in range(qm.shape[0]):
                     q[m, i, j] = qm[i, j]
+
+
+def qr_haar(g, q):
+    """q[m] = Q·sign(diag R) of g[m] for every m; matrices spread over the CPU threads (callers pin
+    BLAS to one thread: threads.blas_single_thread)."""
+    d = _qr_items.dispatcher
+    nb = g.shape[0]
+    if nb == 1:
+        d(g, q, 0, 1)
+    else:
+        threads.run_tasks(lambda m: d(g, q, m, m + 1), nb)

@@ -8,9 +8,14 @@ parallel region inside a task.  A kernel that calls BLAS/LAPACK from such a task
 """
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 _CONTROLLER = None
+_POOL = None
+_POOL_SIZE = 0
+_POOL_LOCK = threading.Lock()
+_WORKER = threading.local()   # .active: this thread is one of the pool's workers
 
 
 def nthreads():
@@ -30,15 +35,49 @@ def blas_single_thread():
     return _CONTROLLER.limit(limits=1, user_api="blas")
 
 
+def _mark_worker():
+    _WORKER.active = True
+
+
+def _pool(size):
+    """The process's persistent pool of ``size`` worker threads (recreated when the size changes): starting
+    threads on every call cost more than a small kernel call itself."""
+    global _POOL, _POOL_SIZE
+    with _POOL_LOCK:
+        if _POOL is None or _POOL_SIZE != size:
+            if _POOL is not None:
+                _POOL.shutdown(wait=False)
+            _POOL = ThreadPoolExecutor(max_workers=size, thread_name_prefix="rinit_fast",
+                                       initializer=_mark_worker)
+            _POOL_SIZE = size
+        return _POOL
+
+
 def run_tasks(task, n, threads=None):
     """``task(0), ..., task(n-1)`` on ``min(threads, n)`` threads (default ``nthreads()``); returns their
-    results in order.  Exceptions propagate."""
+    results in order.  Exceptions propagate.  Runs on the persistent pool; a call made from inside a pool
+    task runs its tasks in the calling thread (a nested wait on the same pool could deadlock)."""
     threads = nthreads() if threads is None else threads
     threads = max(1, min(threads, n))
-    if threads == 1:
+    if threads == 1 or getattr(_WORKER, "active", False):
         return [task(i) for i in range(n)]
-    with ThreadPoolExecutor(max_workers=threads) as pool:
+    pool = _pool(max(threads, nthreads()))
+    if threads >= n:
         return list(pool.map(task, range(n)))
+    # at most `threads` tasks in flight: each worker takes the next index when it is done
+    counter = iter(range(n))
+    lock = threading.Lock()
+    results = [None] * n
+
+    def worker(_):
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                return
+            results[i] = task(i)
+    list(pool.map(worker, range(threads)))
+    return results
 
 
 def run_chunks(fn, n, per_thread=4, threads=None):

@@ -10,7 +10,12 @@ by ``cupy.RawModule`` (NVRTC) through :func:`module` / :func:`get_function`:
   only (an edited header must not hit a stale cached binary);
 * options :data:`OPTIONS`: ``--std=c++17`` and ``--fmad=false`` (no fused multiply-add contraction:
   the stream must be bit-identical to the CPU's, docs/cuda.md), ``-DNDEBUG``;
-* C++ templates are asked for by name (``"rf_normal_fill<float, true>"``) through NVRTC name expressions;
+* kernels are asked for by name.  Two kinds exist: the sampling kernels of ``sampling.cu`` are C++
+  templates, instantiated through NVRTC name expressions (``"rf_normal_fill<float, true>"``, the whole
+  list :data:`_SAMPLING_TEMPLATES` passed each time so the file compiles once); every other kernel
+  (``rf_philox4x32_blocks``, and all of ``spectral.cu``, ``unroll.cu``, ``propagate.cu``) is an
+  ``extern "C"`` function, one per dtype (``rf_spec_power64_f32``, ...), asked for by its plain name with
+  no name expression;
 * modules are memoised per (file, options, name expressions), kernels per name.
 
 Nothing here imports CuPy at module import time: importing this module on a machine without CuPy
@@ -321,6 +326,19 @@ def uniform_f32_fill(out3, k0, k1, c2_start, c3_base, mul, add, scale):
 def uniform_f64_fill(out3, k0, k1, c2_start, c3_base, mul, add, scale):
     """float64 twin of :func:`uniform_f32_fill` (2 values per block)."""
     return _fill("uniform", out3, np.float64, k0, k1, c2_start, c3_base, (mul, add, scale))
+
+
+def truncated_f32(out3, k0, k1, c2_start, c3_base, bound, std):
+    """out3[a, s, i] = std * value i of the truncated float32 normal stream: the normal fill, then the
+    redraw kernel (the CPU does both per chunk: kernels/cpu/sampling.py)."""
+    normal_f32(out3, k0, k1, c2_start, c3_base, 1.0)
+    return truncate_f32(out3, k0, k1, c2_start, c3_base, bound, std)
+
+
+def truncated_f64(out3, k0, k1, c2_start, c3_base, bound, std):
+    """float64 twin of :func:`truncated_f32`."""
+    normal_f64(out3, k0, k1, c2_start, c3_base, 1.0)
+    return truncate_f64(out3, k0, k1, c2_start, c3_base, bound, std)
 
 
 def _truncate(out3, dtype, k0, k1, c2_start, c3_base, bound, std):

@@ -47,7 +47,7 @@
 #include <cmath>   /* host builds (tests/cuda_host): tanh, exp */
 #endif
 
-/* plan[] layout, constant for a chunk of networks (propagate_launch.py: _plan) */
+/* plan[] layout, constant for a chunk of networks (rinit_fast/spec/propagate.py: PLAN_FIELDS) */
 enum {
     RF_PG_NB, RF_PG_WIDTH, RF_PG_INW, RF_PG_MAXW, RF_PG_S, RF_PG_FAMILY, RF_PG_K0, RF_PG_K1,
     RF_PG_C2START, RF_PG_ACT, RF_PG_SEG, RF_PG_DEPTH, RF_PG_C3X, RF_PG_C3G, RF_PG_COUNT
@@ -57,8 +57,17 @@ enum {
 #define RF_PG_BK 32          /* reduction chunk (one generated W tile) */
 #define RF_PG_THREADS 256    /* GEMM block size (fixed: the thread -> entry map depends on it) */
 #define RF_PG_TM 4           /* rows per thread: 8 row groups x 4 rows = BM, 32 lanes = BN */
-#define RF_PG_ATTEMPT_SHIFT 48ull          /* kernels/cpu/sampling.py: ATTEMPT_SHIFT */
-#define RF_PG_MAX_ATTEMPTS (1ull << 14)    /* kernels/cpu/sampling.py: MAX_ATTEMPTS */
+#define RF_PG_ATTEMPT_SHIFT 48ull          /* rinit_fast/spec/stream.py: ATTEMPT_SHIFT */
+#define RF_PG_MAX_ATTEMPTS (1ull << 14)    /* rinit_fast/spec/stream.py: MAX_ATTEMPTS */
+#define RF_PG_TRUNC_BOUND 2.0              /* rinit_fast/spec/stream.py: TRUNC_BOUND */
+#define RF_PG_NORMAL 0       /* weight families (rinit_fast/spec/propagate.py: FAMILIES) */
+#define RF_PG_UNIFORM 1
+#define RF_PG_TRUNCATED 2
+#define RF_PG_CONSTANT 3
+#define RF_LINEAR 0          /* activations (rinit_fast/spec/activations.py: one code table) */
+#define RF_TANH 1
+#define RF_SIGMOID 2
+#define RF_RELU 3
 #define RF_PG_NSTAT 8
 #define RF_PG_NCOL 5
 
@@ -147,19 +156,19 @@ template <> struct rf_pg<double> {
     }
 };
 
-/* (f(z), f'(z)) for act 0 linear, 1 tanh, 2 sigmoid, 3 relu (kernels/cpu/propagate.py act_fn) */
+/* (f(z), f'(z)) for act RF_LINEAR, RF_TANH, RF_SIGMOID, RF_RELU (kernels/cpu/propagate.py act_fn) */
 template <typename T>
 RF_HD void rf_pg_act(T z, int act, T* x, T* d) {
     typedef rf_pg<T> A;
-    if (act == 1) {
+    if (act == RF_TANH) {
         const T t = A::tanh_(z);
         *x = t;
         *d = A::sub(T(1), A::mul(t, t));
-    } else if (act == 2) {
+    } else if (act == RF_SIGMOID) {
         const T g = A::div(T(1), A::add(T(1), A::exp_(A::neg(z))));
         *x = g;
         *d = A::mul(g, A::sub(T(1), g));
-    } else if (act == 3) {
+    } else if (act == RF_RELU) {
         const bool pos = A::gt0(z);
         *x = pos ? z : T(0);
         *d = pos ? T(1) : T(0);
@@ -172,7 +181,7 @@ RF_HD void rf_pg_act(T z, int act, T* x, T* d) {
 /* ---- the weights: a tile of W_l, generated (or read, `given`) into shared memory ------------------ */
 template <typename T>
 struct rf_pg_wparams {
-    int family;          /* 0 normal, 1 uniform, 2 truncated normal, 3 constant */
+    int family;          /* RF_PG_NORMAL, RF_PG_UNIFORM, RF_PG_TRUNCATED, RF_PG_CONSTANT */
     T mul, add, scale;
     rf_u32 c2, c3;
     uint2 key;
@@ -184,13 +193,13 @@ struct rf_pg_wparams {
 template <typename T>
 RF_HD T rf_pg_finish(const rf_pg_wparams<T>& w, T raw, rf_u64 v) {
     typedef rf_pg<T> A;
-    if (w.family == 0) return A::mul(raw, w.scale);
-    if (w.family == 1) return A::mul(A::add(A::mul(raw, w.mul), w.add), w.scale);
+    if (w.family == RF_PG_NORMAL) return A::mul(raw, w.scale);
+    if (w.family == RF_PG_UNIFORM) return A::mul(A::add(A::mul(raw, w.mul), w.add), w.scale);
     /* truncated: z * 1 (== z), redraws at (a << shift) | v while |z| > 2, then z * scale */
     constexpr rf_u64 shift = RF_PG_ATTEMPT_SHIFT + (sizeof(T) == 4 ? 2ull : 1ull);
     T z = raw;
     rf_u64 a = 0;
-    while (A::abs(z) > T(2) && a < RF_PG_MAX_ATTEMPTS) {
+    while (A::abs(z) > T(RF_PG_TRUNC_BOUND) && a < RF_PG_MAX_ATTEMPTS) {
         a += 1;
         z = A::normal_at((a << shift) | v, w.c2, w.c3, w.key);
     }
@@ -217,7 +226,7 @@ __device__ __forceinline__ void rf_pg_gen_tile(T* tile, int ld, rf_u64 ia, int n
         }
         return;
     }
-    if (w.family == 3) {                                    /* constant */
+    if (w.family == RF_PG_CONSTANT) {
         for (int q = tid; q < nr * nc; q += NT) {
             const int r = q / nc, c = q - r * nc;
             tile[r * ld + c] = w.scale;
@@ -232,7 +241,7 @@ __device__ __forceinline__ void rf_pg_gen_tile(T* tile, int ld, rf_u64 ia, int n
         if (b * V >= hi) continue;
         const uint4 x = rf_block(b, w.c2, w.c3, w.key);
         T raw[V];
-        if (w.family == 1) A::uniforms(x, raw);
+        if (w.family == RF_PG_UNIFORM) A::uniforms(x, raw);
         else A::normals(x, raw);
 #pragma unroll
         for (int e = 0; e < V; ++e) {

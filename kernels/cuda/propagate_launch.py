@@ -1,35 +1,38 @@
-"""Python side of kernels/cuda/propagate.cu: plan the chunks of networks, allocate the states, launch the
-per-layer kernels (docs/cuda.md "Propagate kernels").
+"""Python side of kernels/cuda/propagate.cu: run a ``rinit_fast.spec.propagate.Plan`` on the GPU: chunks of
+networks, the states, the per-layer kernels (docs/cuda.md "Propagate kernels").
 
-:func:`propagate` is called by ``rinit_fast.propagate`` after the shared validation, with the same
-quantities the CPU kernel gets, and fills ``stats`` (a host (batch, depth, 8) float64 array, columns
-``STAT_FIELDS``).  Networks run in chunks of ``nb`` (all of them when they fit): every launch covers the
-whole chunk, so even ``batch = 1`` spreads over the GPU by tiles of rows and samples.
+:func:`run` is called by ``rinit_fast.propagate`` with the same plan the CPU kernels get (the spec decides
+the path, the segment length, the chunk of networks and the memory), and fills ``stats`` (a host
+(batch, depth, NSTAT) float64 array, columns ``STAT_FIELDS``).  Networks run in chunks of ``plan.chunk``
+(all of them when they fit): every launch covers the whole chunk, so even ``batch = 1`` spreads over the
+GPU by tiles of rows and samples.
 
-Memory on the device, per network of a chunk (``isz`` bytes per value, S = samples, M = max(width,
-in_width)): X, G, G2 (M·S each), Z (width·S), D (seg·width·S: f'(z) of a segment of layers), checkpoints
-((depth/seg)·M·S when seg < depth), 5·S float64 column sums and depth·8 float64 statistics.  Weights:
-never more than one BM×BK tile per resident block (shared memory), except for orthogonal schemes, whose
-layer is materialised for the chunk (nb·width·M values) by rf.sample(backend="cuda").
+Memory on the device, per network of a chunk: ``spec.cuda_network_bytes`` (X, G, G2, Z, f'(z) of a
+segment, checkpoints, column sums, statistics).  Weights: never more than one BM×BK tile per resident
+block (shared memory), except for orthogonal schemes, whose layer is materialised for the chunk
+(nb·width·M values) by the ``weights`` callback (rf.sample(backend="cuda")).
 
-Launch configuration: the GEMM kernels use 256 threads per block (their thread -> entry map needs it);
-the others honour ``loader.launch_config(block=...)`` / ``RINIT_FAST_CUDA_BLOCK``.  The grid of every
-kernel follows ``loader.launch_config(grid=...)`` / ``RINIT_FAST_CUDA_GRID`` (all kernels loop
-block-stride or grid-stride over their items, so no choice changes a bit).
+Launch configuration: the GEMM kernels use spec.CUDA_THREADS threads per block (their thread -> entry
+map needs it); the others ``loader.block_size`` (``loader.launch_config(block=...)`` /
+``RINIT_FAST_CUDA_BLOCK``, default spec.CUDA_ELEMENTWISE_BLOCK).  The grid of every kernel follows
+``loader.grid_size`` (``launch_config(grid=...)`` / ``RINIT_FAST_CUDA_GRID``, default a few blocks per
+multiprocessor of ``loader.device_limits()``): all kernels loop block-stride or grid-stride over their
+items, so no choice changes a bit.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from rinit_fast.spec import propagate as spec
+
 from . import loader
 
 FILE = "propagate.cu"
-BM = BN = BK = 32          # RF_PG_BM / RF_PG_BN / RF_PG_BK
-GEMM_THREADS = 256         # RF_PG_THREADS
-NSTAT = 8
-NCOL = 5
-_PLAN = ("nb", "width", "in_width", "maxw", "samples", "family", "k0", "k1", "c2_start", "act", "seg", "depth",
-         "c3x", "c3g")     # RF_PG_* order
+BM, BN, BK = spec.CUDA_BM, spec.CUDA_BN, spec.CUDA_BK
+GEMM_THREADS = spec.CUDA_THREADS
+NSTAT = spec.NSTAT
+NCOL = spec.NCOL
+smem_bytes = spec.cuda_smem_bytes
 
 
 def _sfx(dt):
@@ -40,42 +43,8 @@ def _kernel(name, dt):
     return loader.get_function(FILE, f"{name}_{_sfx(dt)}" if name != "rf_pg_combine" else name)
 
 
-def _sms():
-    cp = loader._cupy()
-    try:
-        return int(cp.cuda.Device().attributes.get("MultiProcessorCount", 1)) or 1
-    except Exception:  # pragma: no cover (attribute query failed: any grid is correct)
-        return 1
-
-
-def smem_bytes(kind, itemsize):
-    """Dynamic shared memory of a GEMM-type kernel (the layouts in propagate.cu)."""
-    if kind == "forward":
-        return (BM * BK + BK * BN + BM) * itemsize
-    if kind == "backward":
-        return (BK * BM + BK * BN) * itemsize
-    return BM * BK * itemsize
-
-
-def bytes_per_network(width, in_width, depth, samples, seg, itemsize):
-    """Device bytes one network of a chunk needs (see the module docstring)."""
-    maxw = max(width, in_width)
-    nseg = -(-depth // seg)
-    ck = nseg if nseg > 1 else 0
-    return (itemsize * samples * (3 * maxw + width + seg * width + ck * maxw)
-            + 8 * NCOL * samples + 8 * NSTAT * depth)
-
-
-def _grid(items, sms, per_sm):
-    g = loader._launch["grid"] or loader._env_int("RINIT_FAST_CUDA_GRID") or min(items, sms * per_sm)
-    return max(1, min(int(g), max(1, items)))
-
-
-def _block_elementwise():
-    b = loader._launch["block"] or loader._env_int("RINIT_FAST_CUDA_BLOCK") or 128
-    if not (32 <= b <= 1024 and b % 32 == 0):
-        raise ValueError(f"propagate: the block size must be a multiple of 32 in [32, 1024], got {b}")
-    return int(b)
+def _gemm_grid(tiles):
+    return loader.grid_size(tiles, loader.device_limits()["sms"] * spec.CUDA_GEMM_BLOCKS_PER_SM)
 
 
 class _Launcher:
@@ -83,52 +52,52 @@ class _Launcher:
 
     def __init__(self, dt, nb, width, maxw, samples):
         self.dt = np.dtype(dt)
-        self.sms = _sms()
+        self.sms = loader.device_limits()["sms"]
         self.nb, self.width, self.maxw, self.S = nb, width, maxw, samples
-        self.blk = _block_elementwise()
+        self.blk = loader.block_size(spec.CUDA_ELEMENTWISE_BLOCK)
         self.k = {n: _kernel(n, dt) for n in ("rf_pg_forward", "rf_pg_backward", "rf_pg_activate",
                                               "rf_pg_gradsum", "rf_pg_inputs", "rf_pg_combine")}
 
     def gemm(self, name, rows, args):
         tiles = self.nb * -(-rows // BM) * -(-self.S // BN)
         kind = "forward" if name == "rf_pg_forward" else "backward"
-        self.k[name]((_grid(tiles, self.sms, 8),), (GEMM_THREADS,), args,
-                     shared_mem=smem_bytes(kind, self.dt.itemsize))
+        self.k[name]((_gemm_grid(tiles),), (GEMM_THREADS,), args, shared_mem=smem_bytes(kind, self.dt.itemsize))
 
     def elementwise(self, name, n, args):
-        g = _grid(-(-n // self.blk), self.sms, 16)
+        g = loader.grid_size(-(-n // self.blk), self.sms * spec.CUDA_ELEMENTWISE_BLOCKS_PER_SM)
         self.k[name]((g,), (self.blk,), args)
 
 
 def _plan_array(cp, **kw):
-    return cp.asarray(np.array([int(kw[k]) & ((1 << 64) - 1) for k in _PLAN], dtype=np.uint64))
+    """The uint64 plan array of a chunk (layout: spec.PLAN_FIELDS, the RF_PG_* enum of propagate.cu)."""
+    return cp.asarray(np.array(spec.cuda_plan_words(**kw), dtype=np.uint64))
 
 
-def propagate(stats, *, width, in_width, depth, samples, act, k0, k1, start, c3w, c3b, c3x, c3g, family, mul,
-              add, scale0, scale, bias_std, dtype, seg, chunk, weights=None):
-    """Fill ``stats`` (host, (batch, depth, 8) float64) for networks start .. start+batch-1.
+def run(stats, plan, weights=None):
+    """Fill ``stats`` (host, plan.stats_shape float64) for networks plan.start .. plan.start+batch-1.
 
-    ``family`` is the kernel family code (0 normal, 1 uniform, 2 truncated, 3 constant; ignored when
-    ``weights`` is given); ``weights(c0, nb, layer)`` -> a CuPy (nb, width, fan_in) array of layer
-    ``layer`` of networks start+c0 .. start+c0+nb-1 (orthogonal: materialised), or None to generate them
-    in the kernels.  ``seg`` layers per backward segment (seg >= depth: f'(z) of every layer stored),
-    ``chunk`` networks per chunk.
+    ``weights(c0, nb, layer)`` -> a CuPy (nb, width, fan_in) array of layer ``layer`` of networks
+    plan.start+c0 .. +nb-1 (the materialised path); on the generated path the kernels draw the weights
+    (plan.family: spec.NORMAL, UNIFORM, TRUNCATED, CONSTANT).
     """
-    cp = loader._cupy()
-    dt = np.dtype(dtype)
+    cp = loader.cupy()
+    dt = np.dtype(plan.dtype)
     T = dt.type
     batch = stats.shape[0]
-    maxw = max(width, in_width)
-    S = samples
-    seg = min(seg, depth)
-    nseg = -(-depth // seg)
+    width, in_width, depth, S, maxw = plan.width, plan.in_width, plan.depth, plan.samples, plan.maxw
+    seg, nseg, chunk = plan.seg, plan.nseg, plan.chunk
+    c3w, c3b = plan.c3w, plan.c3b
+    mul, add, scale0, scale, bias_std = plan.mul, plan.add, plan.scale0, plan.scale, plan.bias_std
+    if plan.path != spec.MATERIALISED:
+        weights = None
     u64, u32 = np.uint64, np.uint32
     dummy = cp.zeros(1, dtype=dt)
     for c0 in range(0, batch, chunk):
         nb = min(chunk, batch - c0)
         L = _Launcher(dt, nb, width, maxw, S)
-        plan = _plan_array(cp, nb=nb, width=width, in_width=in_width, maxw=maxw, samples=S, family=family,
-                           k0=k0, k1=k1, c2_start=start + c0, act=act, seg=seg, depth=depth, c3x=c3x, c3g=c3g)
+        pa = _plan_array(cp, nb=nb, width=width, in_width=in_width, samples=S, family=plan.family, k0=plan.k0,
+                         k1=plan.k1, c2_start=plan.start + c0, act=plan.act, seg=seg, depth=depth, c3x=plan.c3x,
+                         c3g=plan.c3g)
         X = cp.zeros((nb, maxw, S), dtype=dt)
         G = cp.zeros((nb, maxw, S), dtype=dt)
         G2 = cp.zeros((nb, maxw, S), dtype=dt)
@@ -137,7 +106,7 @@ def propagate(stats, *, width, in_width, depth, samples, act, k0, k1, start, c3w
         ck = cp.zeros((nb, nseg, maxw, S), dtype=dt) if nseg > 1 else None
         cols = cp.zeros((nb, NCOL, S), dtype=np.float64)
         st = cp.zeros((nb, depth, NSTAT), dtype=np.float64)
-        L.elementwise("rf_pg_inputs", nb * (in_width + width) * S, (X, G, plan))
+        L.elementwise("rf_pg_inputs", nb * (in_width + width) * S, (X, G, pa))
 
         def forward(layer, slot, with_stats):
             fi = in_width if layer == 0 else width
@@ -145,11 +114,11 @@ def propagate(stats, *, width, in_width, depth, samples, act, k0, k1, start, c3w
             flags = (1 if W is not None else 0) | (2 if bias_std != 0 else 0)
             sc = scale0 if layer == 0 else scale
             L.gemm("rf_pg_forward", width,
-                   (dummy if W is None else W, X, Z, plan, u64(fi), u32(c3w + layer), u32(c3b + layer), u64(flags),
+                   (dummy if W is None else W, X, Z, pa, u64(fi), u32(c3w + layer), u32(c3b + layer), u64(flags),
                     T(mul), T(add), T(sc), T(bias_std)))
-            L.elementwise("rf_pg_activate", nb * S, (Z, X, D, cols, plan, u64(slot), u64(1 if with_stats else 0)))
+            L.elementwise("rf_pg_activate", nb * S, (Z, X, D, cols, pa, u64(slot), u64(1 if with_stats else 0)))
             if with_stats:
-                L.elementwise("rf_pg_combine", nb, (cols, st, plan, u64(layer), u64(0), u64(fi)))
+                L.elementwise("rf_pg_combine", nb, (cols, st, pa, u64(layer), u64(0), u64(fi)))
 
         for layer in range(depth):
             if nseg > 1 and layer % seg == 0:
@@ -168,10 +137,10 @@ def propagate(stats, *, width, in_width, depth, samples, act, k0, k1, start, c3w
                 W = weights(c0, nb, layer) if weights is not None else None
                 sc = scale0 if layer == 0 else scale
                 L.gemm("rf_pg_backward", fi,
-                       (dummy if W is None else W, D, G, G2, plan, u64(fi), u32(c3w + layer), u64(layer - l0),
+                       (dummy if W is None else W, D, G, G2, pa, u64(fi), u32(c3w + layer), u64(layer - l0),
                         u64(1 if W is not None else 0), T(mul), T(add), T(sc)))
-                L.elementwise("rf_pg_gradsum", nb * S, (G2, cols, plan, u64(fi)))
-                L.elementwise("rf_pg_combine", nb, (cols, st, plan, u64(layer), u64(1), u64(fi)))
+                L.elementwise("rf_pg_gradsum", nb * S, (G2, cols, pa, u64(fi)))
+                L.elementwise("rf_pg_combine", nb, (cols, st, pa, u64(layer), u64(1), u64(fi)))
                 G, G2 = G2, G
         stats[c0:c0 + nb] = cp.asnumpy(st) if hasattr(cp, "asnumpy") else st.get()
 
@@ -179,28 +148,28 @@ def propagate(stats, *, width, in_width, depth, samples, act, k0, k1, start, c3w
 def layer_weights(nb, width, fi, *, k0, k1, start, c3w, family, mul, add, scale, dtype):
     """W_l of networks start .. start+nb-1 exactly as the GEMM kernels generate them (a CuPy
     (nb, width, fi) array; tests compare it with rf.sample bit for bit)."""
-    cp = loader._cupy()
+    cp = loader.cupy()
     dt = np.dtype(dtype)
     T = dt.type
     out = cp.zeros((nb, width, fi), dtype=dt)
-    plan = _plan_array(cp, nb=nb, width=width, in_width=fi, maxw=max(width, fi), samples=1, family=family, k0=k0,
+    plan = _plan_array(cp, nb=nb, width=width, in_width=fi, samples=1, family=family, k0=k0,
                        k1=k1, c2_start=start, act=0, seg=1, depth=1, c3x=0, c3g=0)
     k = _kernel("rf_pg_layer_weights", dt)
     items = nb * -(-width // BM) * -(-fi // BK)
-    k((_grid(items, _sms(), 8),), (GEMM_THREADS,), (out, plan, np.uint64(fi), np.uint32(c3w), T(mul), T(add),
+    k((_gemm_grid(items),), (GEMM_THREADS,), (out, plan, np.uint64(fi), np.uint32(c3w), T(mul), T(add),
                                                      T(scale)), shared_mem=smem_bytes("weights", dt.itemsize))
     return out
 
 
 # --- single steps, for tests (tests/test_cuda_propagate.py compares each with the CPU's helper) ---------
 def _test_plan(cp, nb, width, in_width, samples, act=0, seg=1, depth=1, k0=0, k1=0, start=0, c3x=0, c3g=0):
-    return _plan_array(cp, nb=nb, width=width, in_width=in_width, maxw=max(width, in_width), samples=samples,
+    return _plan_array(cp, nb=nb, width=width, in_width=in_width, samples=samples,
                        family=0, k0=k0, k1=k1, c2_start=start, act=act, seg=seg, depth=depth, c3x=c3x, c3g=c3g)
 
 
 def draw_inputs(nb, width, in_width, samples, *, k0, k1, start, c3x, c3g, dtype):
     """(X, G) of networks start .. start+nb-1 as rf_pg_inputs draws them: CuPy (nb, maxw, samples)."""
-    cp = loader._cupy()
+    cp = loader.cupy()
     dt = np.dtype(dtype)
     maxw = max(width, in_width)
     X = cp.zeros((nb, maxw, samples), dtype=dt)
@@ -214,7 +183,7 @@ def draw_inputs(nb, width, in_width, samples, *, k0, k1, start, c3x, c3g, dtype)
 def activate(Z, act):
     """One forward activation with statistics on CuPy Z (nb, width, S): (X, D, stats (nb, 8)), as
     kernels/cpu/propagate.py ``activate`` computes them (columns 0..6)."""
-    cp = loader._cupy()
+    cp = loader.cupy()
     dt = np.dtype(Z.dtype)
     nb, width, S = (int(v) for v in Z.shape)
     X = cp.zeros((nb, width, S), dtype=dt)
@@ -230,7 +199,7 @@ def activate(Z, act):
 
 def grad_stat(G2):
     """grad_var of CuPy G2 (nb, fi, S) as kernels/cpu/propagate.py ``grad_stat``: (nb,) float64."""
-    cp = loader._cupy()
+    cp = loader.cupy()
     dt = np.dtype(G2.dtype)
     nb, fi, S = (int(v) for v in G2.shape)
     cols = cp.zeros((nb, NCOL, S), dtype=np.float64)
@@ -245,7 +214,7 @@ def grad_stat(G2):
 def gemm_given(W, A, backward=False, D=None):
     """The GEMM kernels on given weights W (nb, width, fi): forward W @ A (A: (nb, fi, S)), or backward
     W^T (D * A) (A, D: (nb, width, S); D defaults to ones).  CuPy result (nb, rows, S)."""
-    cp = loader._cupy()
+    cp = loader.cupy()
     dt = np.dtype(W.dtype)
     T = dt.type
     nb, width, fi = (int(v) for v in W.shape)

@@ -1,8 +1,8 @@
-"""Python side of kernels/cuda/unroll.cu: plan the work items, pack the operand, launch.
+"""Python side of kernels/cuda/unroll.cu: plan the launch, pack the operand, launch.
 
-:func:`unroll` takes the same arguments as the CPU kernel ``kernels/cpu/unroll.py: unroll`` (everything
-already validated and prepared by ``rinit_fast.unroll``), as CuPy arrays, and fills the same outputs;
-the chunking of the realisations is this module's own business (it never changes a bit).
+:func:`unroll` takes the same arguments as the CPU kernel ``kernels/cpu/unroll.py: unroll`` (the plan of
+``rinit_fast.spec.unroll`` and the arrays prepared by ``rinit_fast.unroll``), as CuPy arrays, and fills
+the same outputs; the chunking of the realisations is this module's own business (it never changes a bit).
 
 * The operand ``B = [W^T; U^T]`` is packed per matrix into a ``(batch, n + du, n_pad)`` array
   (``n_pad`` = n rounded up to 4, zero columns), so that a warp reads 16 bytes per thread of one row.
@@ -10,9 +10,11 @@ the chunking of the realisations is this module's own business (it never changes
 * Work item = (matrix, chunk of realisations); one thread block per item.  The chunk's state lives in
   shared memory (two transposed buffers, ``_smem_bytes``), so the chunk size is bounded by the
   device's opt-in shared memory per block (227 KiB on an H100); within that, matrices are split into
-  enough chunks to give every SM work (``_plan``).  W is copied into shared memory too when it fits.
-* Integer parameters travel in a small uint64 array (``plan``; order = ``RF_PLAN_*`` in unroll.cu);
-  int64 arrays are passed as uint64 views (same bits).
+  enough chunks to give every SM work (:func:`plan_launch`).  W is copied into shared memory too when
+  it fits.
+* Integer parameters travel in a small uint64 array (``spec.unroll.cuda_plan_array``; order
+  ``spec.unroll.PLAN_FIELDS`` = ``RF_PLAN_*`` in unroll.cu); int64 arrays are passed as uint64 views
+  (same bits).
 
 Overrides, for tests and tuning (none changes a value): ``loader.launch_config(block=..., grid=...)``
 or ``RINIT_FAST_CUDA_BLOCK``/``RINIT_FAST_CUDA_GRID`` (block <= 512 here: the kernels are compiled with
@@ -21,18 +23,17 @@ or ``RINIT_FAST_CUDA_BLOCK``/``RINIT_FAST_CUDA_GRID`` (block <= 512 here: the ke
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
+
+from rinit_fast.spec import unroll as spec
 
 from . import loader
 
 FILE = "unroll.cu"
 MAX_BLOCK = 512           # __launch_bounds__ of the kernels
-LANES = 16                # norm lanes (a half-warp per realisation in phase C)
-IT = 4                    # rows per thread tile
+LANES = spec.LANES        # norm lanes (a half-warp per realisation in phase C)
+IT = spec.CUDA_IT         # rows per thread tile
 _RT = {np.dtype(np.float32): 8, np.dtype(np.float64): 4}   # realisations per thread tile (rf_ar<T>::RT)
-_DEFAULT_SMEM = 48 * 1024
 
 
 def _a16(x):
@@ -49,24 +50,12 @@ def _smem_bytes(K, n, Rp, npad, itemsize, tangent, wsmem):
     return o + 8 * 8 * Rp + 16
 
 
-def _env_int(name):
-    v = os.environ.get(name)
-    return None if v is None or v.strip() == "" else int(v)
-
-
-def _device_info():
-    cp = loader._cupy()
-    dev = cp.cuda.Device()
-    attrs = dev.attributes
-    sms = int(attrs.get("MultiProcessorCount", 1))
-    smem = int(attrs.get("MaxSharedMemoryPerBlockOptin", 0)) or _DEFAULT_SMEM
-    return sms, smem
-
-
-def plan(nb, R, n, du, dtype, tangent, *, sms, smem_limit, realizations_per_block=None, w_in_smem=None,
-         block=None):
-    """(nchunks, Rp, wsmem, block, smem_bytes) for a problem; raises ValueError when one realisation's
-    state does not fit in shared memory (n too large for this kernel)."""
+def plan_launch(nb, R, n, du, dtype, tangent, *, sms, smem_limit, realizations_per_block=None,
+                w_in_smem=None):
+    """(nchunks, Rp, wsmem, block, smem_bytes) for a problem on a device with ``sms`` multiprocessors and
+    ``smem_limit`` bytes of opt-in shared memory per block (``block`` is the default block size; a
+    forced one replaces it: loader.block_size); raises ValueError when one realisation's state does
+    not fit in shared memory (n too large for this kernel)."""
     dt = np.dtype(dtype)
     RT = _RT[dt]
     K = n + du
@@ -93,14 +82,13 @@ def plan(nb, R, n, du, dtype, tangent, *, sms, smem_limit, realizations_per_bloc
     ws = smem(Rp, True) <= smem_limit and n <= 256 if w_in_smem is None else bool(w_in_smem)
     if ws and smem(Rp, True) > smem_limit:
         raise ValueError("W does not fit in shared memory beside the state")
-    if block is None:
-        tiles = (Rp // RT) * (npad // IT)
-        passes = -(-tiles // MAX_BLOCK)
-        per_pass = -(-tiles // passes)
-        if tiles > MAX_BLOCK:       # the product dominates: every pass of tiles (nearly) full
-            block = -(-per_pass // 32) * 32
-        else:                       # one pass; enough threads for the 16 norm lanes of every realisation
-            block = min(MAX_BLOCK, max(64, -(-max(tiles, LANES * Rc) // 32) * 32))
+    tiles = (Rp // RT) * (npad // IT)
+    passes = -(-tiles // MAX_BLOCK)
+    per_pass = -(-tiles // passes)
+    if tiles > MAX_BLOCK:       # the product dominates: every pass of tiles (nearly) full
+        block = -(-per_pass // 32) * 32
+    else:                       # one pass; enough threads for the 16 norm lanes of every realisation
+        block = min(MAX_BLOCK, max(64, -(-max(tiles, LANES * Rc) // 32) * 32))
     return nchunks, Rp, ws, int(block), smem(Rp, ws)
 
 
@@ -130,35 +118,29 @@ def _kernel(dt, tangent):
     return loader.get_function(FILE, name)
 
 
-def unroll(W, UT, bias, xarr, G0, E0, V0, EV0, steps, record_every, input_mode, nonlin, tangent, e_floor, d,
-           k0, k1, c2_start, c3_base, input_scale, out_log, out_tlog, out_g, out_e, out_v, out_ev, *,
-           realizations_per_block=None, w_in_smem=None):
-    """The GPU twin of ``kernels/cpu/unroll.py: unroll`` (without its ``nchunks``): same arguments, as
-    C-contiguous CuPy arrays (E0, EV0, out_e, out_ev int64), same outputs, same bits (the records of
-    log ||h|| may differ in the last bit or two: CUDA's log; docs/cuda.md)."""
-    cp = loader._cupy()
+def unroll(plan, W, UT, bias, xarr, G0, E0, V0, EV0, out, *, realizations_per_block=None, w_in_smem=None):
+    """The GPU twin of ``kernels/cpu/unroll.py: unroll``: the same arguments (``plan`` a
+    rinit_fast.spec.unroll.Plan, the arrays C-contiguous CuPy arrays, E0, EV0 and the exponents of
+    ``out`` int64), the same outputs, the same bits (the records of log ||h|| may differ in the last
+    bit or two: CUDA's log; docs/cuda.md).  The keyword arguments override the planner (tests, tuning)."""
+    cp = loader.cupy()
+    p = plan
     dt = np.dtype(W.dtype)
-    nb, n = int(W.shape[0]), int(W.shape[1])
-    R = int(G0.shape[1])
-    du = int(UT.shape[0])
+    nb, n, R, du = p.batch, p.n, p.R, p.du
     K = n + du
     npad = -(-n // IT) * IT
-    tangent = bool(tangent)
-    sms, smem_limit = _device_info()
-    blk = loader._launch["block"] or loader._env_int("RINIT_FAST_CUDA_BLOCK")
-    if blk is not None and not (32 <= blk <= MAX_BLOCK and blk % 32 == 0):
-        raise ValueError(f"unroll: the block size must be a multiple of 32 in [32, {MAX_BLOCK}], got {blk}")
+    lim = loader.device_limits()
     if realizations_per_block is None:
-        realizations_per_block = _env_int("RINIT_FAST_UNROLL_RPB")
+        realizations_per_block = loader.env_int("RINIT_FAST_UNROLL_RPB")
     if w_in_smem is None:
-        ws_env = _env_int("RINIT_FAST_UNROLL_WSMEM")
+        ws_env = loader.env_int("RINIT_FAST_UNROLL_WSMEM")
         w_in_smem = None if ws_env is None else bool(ws_env)
-    nchunks, Rp, wsmem, block, smem = plan(nb, R, n, du, dt, tangent, sms=sms, smem_limit=smem_limit,
-                                           realizations_per_block=realizations_per_block,
-                                           w_in_smem=w_in_smem, block=blk)
-    items = nb * nchunks
-    grid = loader._launch["grid"] or loader._env_int("RINIT_FAST_CUDA_GRID") or items
-    grid = max(1, min(int(grid), items))
+    nchunks, Rp, wsmem, block, smem = plan_launch(nb, R, n, du, dt, p.tangent, sms=lim["sms"],
+                                                  smem_limit=lim["smem_per_block_optin"],
+                                                  realizations_per_block=realizations_per_block,
+                                                  w_in_smem=w_in_smem)
+    block = loader.block_size(block, MAX_BLOCK)
+    grid = loader.grid_size(nb * nchunks)
 
     # the packed operand [W^T; U^T], zero-padded to npad columns
     B = cp.zeros((nb, K, npad), dtype=dt)
@@ -166,18 +148,15 @@ def unroll(W, UT, bias, xarr, G0, E0, V0, EV0, steps, record_every, input_mode, 
     if du:
         B[:, n:, :n] = cp.asarray(UT)[None]
 
-    Bx, Rx = int(xarr.shape[0]), int(xarr.shape[1])
-    m64 = (1 << 64) - 1
-    plan_arr = np.array([nb, R, n, d, du, npad, steps, record_every, input_mode, nonlin, int(bias.shape[0]),
-                         Bx, Rx, int(e_floor) & m64, int(k0) & 0xFFFFFFFF, int(k1) & 0xFFFFFFFF,
-                         int(c2_start) & 0xFFFFFFFF, int(c3_base) & 0xFFFFFFFF, nchunks, Rp, int(wsmem)],
-                        dtype=np.uint64)
-    kernel = _kernel(dt, tangent)
-    if smem > _DEFAULT_SMEM:
+    plan_arr = spec.cuda_plan_array(p, npad=npad, nchunks=nchunks, rp=Rp, wsmem=wsmem)
+    kernel = _kernel(dt, p.tangent)
+    if smem > loader.DEFAULT_SMEM:
         kernel.max_dynamic_shared_size_bytes = int(smem)
 
     def u64(a):
         return a.view(cp.uint64)
-    args = (B, bias, xarr, G0, u64(E0), V0, u64(EV0), out_log, out_tlog, out_g, u64(out_e), out_v,
-            u64(out_ev), cp.asarray(plan_arr), dt.type(input_scale))
+    o = out
+    args = (B, bias, xarr, G0, u64(E0), V0, u64(EV0), o["log_norm"], o["tangent_log_norm"], o["final_state"],
+            u64(o["final_exponent"]), o["final_tangent"], u64(o["final_tangent_exponent"]),
+            cp.asarray(plan_arr), dt.type(p.input_scale))
     kernel((grid,), (block,), args, shared_mem=int(smem))

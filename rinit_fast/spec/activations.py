@@ -24,8 +24,9 @@ def code(name):
 
 
 C_CONSTANTS = {
-    # kernels/cuda/unroll.cu
+    # kernels/cuda/unroll.cu, propagate.cu
     "RF_LINEAR": LINEAR,
     "RF_TANH": TANH,
+    "RF_SIGMOID": SIGMOID,   # propagate.cu only
     "RF_RELU": RELU,
 }

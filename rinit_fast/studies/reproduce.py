@@ -3,17 +3,23 @@ CPU in a few minutes, written to a report directory.
 
 Layout of the report::
 
-    REPORT/studies/radius, rescaled, orthogonal, recurrence, tanh   the study directories (docs/studies.md;
-                                 suffixed -quick for --quick)
+    REPORT/studies/radius, rescaled, orthogonal, recurrence, tanh, depth-tanh, depth-relu, depth-sigmoid
+                                 the study directories (docs/studies.md; suffixed -quick for --quick)
     REPORT/radius_hist.png       empirical law of rho beside the asymptotic law, per scheme and width
-    REPORT/radius_table.csv      P(rho > 1) (with a 95% Clopper–Pearson interval), median, quantiles,
-                                 and the asymptotic law's P(rho > 1) and median
+    REPORT/radius_table.csv      P(rho > 1) (with a 95% Clopper–Pearson interval), mean, median and
+                                 quantiles (with 95% intervals), the asymptotic law's P(rho > 1) and median
     REPORT/powers.png            log10 ||W^k x|| against k, mean and 10–90% band over matrices × inputs
     REPORT/linear_rnn.png        log10 ||h_t||, h_t = W h_{t-1} + x_t
     REPORT/tanh_tangent.png      log10 ||v_t||, the tangent (gradient flow) of the tanh RNN
-    REPORT/recurrence_table.csv  mean log norms at the last horizon and growth rates per step
-    REPORT/propagation.png, propagation_table.csv   variance profiles through depth (rf.propagate)
-    REPORT/summary.md, summary.json   each finding with its numbers (the same numbers in both)
+    REPORT/recurrence_table.csv  mean log norms at the last horizon and growth rates per step (95%
+                                 intervals across matrices)
+    REPORT/propagation.png, propagation_table.csv   variance profiles through depth ([propagate] studies,
+                                 95% jackknife intervals across networks) beside the mean field
+    REPORT/lyapunov_edge.png, lyapunov_spectrum.png, lyapunov_table.csv   the edge of chaos: Lyapunov
+                                 spectra of tanh(g W h) against g and of the linear Glorot recurrence
+                                 beside log|eigenvalues| (rinit_fast/studies/lyapunov_report.py)
+    REPORT/summary.md, summary.json   each finding with its numbers and their 95% Monte Carlo intervals
+                                 (the same numbers in both); sentences say when a difference is within them
 """
 from __future__ import annotations
 
@@ -25,14 +31,13 @@ import time
 import numpy as np
 
 from . import figures, storage
-from ..calibrate import _host
+from . import uncertainty as U
 from .execute import run_study
+from .measures import EXCEEDS as EXCEED  # P(rho > 1) counts rho > 1 + 1e-5 (rho = 1 exactly: orthogonal)
+from .uncertainty import clopper_pearson
 
 RADIUS_SCHEMES = ["glorot_normal", "half_glorot", "complex_glorot"]
 CURVE_SCHEMES = ["glorot_normal", "half_glorot", "rescaled_glorot", "complex_glorot", "orthogonal"]
-EXCEED = 1.0 + 1e-5
-"""P(rho > 1) counts rho > 1 + 1e-5: an orthogonal matrix has rho = 1 exactly, and rounding must not count
-as exceeding it (the Glorot laws put about 1e-4 of their mass in (1, 1 + 1e-5])."""
 P_DEFAULT = math.exp(-math.exp(-0.57721566490153286061 - math.pi / math.sqrt(6.0)))
 """The probability p = exp(-e^{-c}) of the default c = γ_E + π/√6 (≈ 0.856)."""
 
@@ -43,11 +48,11 @@ def settings(quick=False):
         return {"widths": [48, 96], "rescaled_widths": [170], "samples": 24, "ortho_samples": 6,
                 "curve_width": 170, "curve_samples": 3, "realizations": 4, "horizons": {"every": 10, "stop": 60},
                 "tanh_horizons": {"every": 5, "stop": 30},
-                "prop": {"width": 32, "depth": 8, "batch": 2, "samples": 64}, "calib_width": 48}
+                "prop": {"width": 32, "depth": 8, "networks": 8, "inputs": 16}, "calib_width": 48}
     return {"widths": [128, 256, 500], "rescaled_widths": [256, 500], "samples": 400, "ortho_samples": 100,
             "curve_width": 256, "curve_samples": 10, "realizations": 20,
             "horizons": {"every": 20, "stop": 2000}, "tanh_horizons": {"every": 5, "stop": 500},
-            "prop": {"width": 256, "depth": 50, "batch": 8, "samples": 256}, "calib_width": 128}
+            "prop": {"width": 256, "depth": 50, "networks": 32, "inputs": 64}, "calib_width": 128}
 
 
 def _configs(st, backend, seed):
@@ -71,33 +76,20 @@ def _configs(st, backend, seed):
                      schemes=[s for s in CURVE_SCHEMES if s != "complex_glorot"],
                      unroll={"horizons": st["tanh_horizons"], "realizations": st["realizations"],
                              "runs": ["tanh"], "tangent": True}),
+        **{f"depth-{act}": dict(base, name=f"depth-{act}", samples=st["prop"]["networks"],
+                                chunk=st["prop"]["networks"],
+                                widths=[st["prop"]["width"]],
+                                schemes=[{"scheme": sch, "label": prop_label(sch, gain, params), "gain": gain,
+                                          **params} for a, sch, gain, params in PROP_CASES if a == act],
+                                propagate={"activations": [act], "depth": st["prop"]["depth"],
+                                           "inputs": st["prop"]["inputs"]})
+           for act in PROP_ACTIVATIONS},
     }
 
 
 def study_dir(out, key, quick=False):
     """Where the report keeps one of its studies (quick and full runs into one report never collide)."""
     return os.path.join(out, "studies", key + ("-quick" if quick else ""))
-
-
-def clopper_pearson(k, n, confidence=0.95):
-    from scipy import stats
-    a = 1.0 - confidence
-    lo = 0.0 if k == 0 else float(stats.beta.ppf(a / 2, k, n - k + 1))
-    hi = 1.0 if k == n else float(stats.beta.ppf(1 - a / 2, k + 1, n - k))
-    return lo, hi
-
-
-def _law(scheme, n):
-    """The asymptotic law of rho for a scheme at width n (None where there is none)."""
-    from scipy import stats
-
-    from .. import scheme_table, theory
-    if scheme == "orthogonal" or n < theory.MIN_N:
-        return None
-    centre, width = theory.edge_location(n)
-    shift = 0.0 if scheme_table.get(scheme).complex else -theory.LOG2  # real: Rider & Sinclair
-    c = scheme_table.scheme_std(scheme, n) * math.sqrt(n)  # rho(cW) = c rho(W), W of entry variance 1/n
-    return stats.gumbel_r(loc=c * (centre + shift * width), scale=c * width)
 
 
 def _write_csv(path, rows):
@@ -108,7 +100,8 @@ def _write_csv(path, rows):
 def reproduce(out="rinit-report", *, backend="cpu", quick=False, seed=2026, progress=True, log=print):
     """Run the report (see the module docstring) into ``out`` and return the summary dict.
 
-    Resumable: its studies are ordinary study directories, so a second run reuses what is stored."""
+    Resumable: its studies are ordinary study directories, so a second run reuses what is stored.
+    Every statistic carries its 95% Monte Carlo interval (``*_ci_low``, ``*_ci_high``; uncertainty.py)."""
     from .. import theory
     from ..calibrate import quantile_ci
     t0 = time.perf_counter()
@@ -118,10 +111,10 @@ def reproduce(out="rinit-report", *, backend="cpu", quick=False, seed=2026, prog
     res = {}
     for key, cfg in cfgs.items():
         log(f"[reproduce] study {key}: {len(cfg['schemes'])} scheme(s) x widths {cfg['widths']} x "
-            f"{cfg['samples']} matrices")
+            f"{cfg['samples']} {'networks' if 'propagate' in cfg else 'matrices'}")
         res[key] = run_study(cfg, study_dir(out, key, quick), progress=progress)
-    summary = {"quick": quick, "backend": backend, "seed": seed, "radius": [], "calibration": [],
-               "recurrence": [], "propagation": []}
+    summary = {"quick": quick, "backend": backend, "seed": seed, "confidence": U.CONFIDENCE, "radius": [],
+               "calibration": [], "recurrence": [], "propagation": []}
 
     # (a) the law of rho ------------------------------------------------------------------------
     panels, rows = {}, []
@@ -131,17 +124,20 @@ def reproduce(out="rinit-report", *, backend="cpu", quick=False, seed=2026, prog
         for i, label in enumerate(r.labels):
             for j, n in enumerate(r.widths):
                 x = r["radius"][i, j]
-                law = _law(label, n)
+                law = figures.radius_law(label, n)
                 panels[(label, n)] = (x, law)
                 k = int(np.sum(x > EXCEED))
                 lo, hi = clopper_pearson(k, x.size)
-                q = np.quantile(x, [0.05, 0.25, 0.5, 0.75, 0.95])
                 row = {"scheme": label, "width": n, "samples": int(x.size), "p_gt_1": k / x.size,
-                       "p_gt_1_ci_low": lo, "p_gt_1_ci_high": hi, "median": q[2], "q05": q[0], "q25": q[1],
-                       "q75": q[3], "q95": q[4], "mean": float(x.mean()),
-                       "unconverged": int((~r["radius_converged"][i, j]).sum()) if key != "orthogonal" else 0,
-                       "law_p_gt_1": float(law.sf(1.0)) if law is not None else "",
-                       "law_median": float(law.median()) if law is not None else ""}
+                       "p_gt_1_ci_low": lo, "p_gt_1_ci_high": hi}
+                for p, nm in ((0.5, "median"), (0.05, "q05"), (0.25, "q25"), (0.75, "q75"), (0.95, "q95")):
+                    row[nm] = float(np.quantile(x, p))
+                    row[f"{nm}_ci_low"], row[f"{nm}_ci_high"] = U.quantile_ci(x, p)
+                m, _, mlo, mhi = U.mean_ci(x)
+                row.update({"mean": float(m), "mean_ci_low": float(mlo), "mean_ci_high": float(mhi),
+                            "unconverged": int((~r["radius_converged"][i, j]).sum()) if key != "orthogonal" else 0,
+                            "law_p_gt_1": float(law.sf(1.0)) if law is not None else "",
+                            "law_median": float(law.median()) if law is not None else ""})
                 rows.append(row)
     rows.sort(key=lambda r: (schemes_order.index(r["scheme"]), r["width"]))
     _write_csv(os.path.join(out, "radius_table.csv"), rows)
@@ -177,19 +173,30 @@ def reproduce(out="rinit-report", *, backend="cpu", quick=False, seed=2026, prog
                "T_tanh": int(rt.horizons[-1])}
         for run in ("powers", "linear", "tanh", "tanh_tangent"):
             r = rt if run.startswith("tanh") else rc
+            cols = [f"{run}_mean_log_norm_T", f"{run}_rate_per_step"]
             if label not in r.labels:
-                row[f"{run}_mean_log_norm_T"] = row[f"{run}_rate_per_step"] = ""
+                for c in cols:
+                    row[c] = row[f"{c}_ci_low"] = row[f"{c}_ci_high"] = ""
                 continue
             a = r[f"{run}_log_norm"][r.labels.index(label), 0]  # (matrices, R, horizons)
             m, rate = growth(a, np.array(r.horizons))
-            row[f"{run}_mean_log_norm_T"] = float(m[-1])
-            row[f"{run}_rate_per_step"] = rate
+            per_m, per_rate = growth_per_matrix(a, np.array(r.horizons))
+            row[cols[0]] = float(m[-1])
+            row[cols[1]] = rate
+            for c, x in ((cols[0], per_m), (cols[1], per_rate)):
+                _, _, lo, hi = U.mean_ci(x)
+                row[f"{c}_ci_low"], row[f"{c}_ci_high"] = float(lo), float(hi)
         rec_rows.append(row)
     _write_csv(os.path.join(out, "recurrence_table.csv"), rec_rows)
     summary["recurrence"] = rec_rows
 
     # (d) depth ---------------------------------------------------------------------------------------
-    summary["propagation"] = _propagation(out, st["prop"], backend, seed, progress)
+    summary["propagation"] = _propagation(out, {a: res[f"depth-{a}"] for a in PROP_ACTIVATIONS})
+
+    # (e) the edge of chaos: Lyapunov spectra (rinit_fast/studies/lyapunov_report.py) ---------------------
+    from .lyapunov_report import edge_of_chaos
+    lines, _figs = edge_of_chaos(out, quick=quick, seed=seed)
+    summary["lyapunov"] = lines
 
     summary["wall_s"] = time.perf_counter() - t0
     with open(os.path.join(out, "summary.json.tmp"), "w") as f:
@@ -205,10 +212,22 @@ def growth(a, t):
     """(mean log norm per horizon over matrices and realisations, its growth rate per step over the second
     half of the horizons)."""
     m = np.asarray(a).reshape(-1, len(t)).mean(axis=0)
+    h = _half(t)
+    return m, float((m[-1] - m[h]) / max(1, t[-1] - t[h]))
+
+
+def growth_per_matrix(a, t):
+    """Per matrix (the independent replicates): (mean log norm at the last horizon over its
+    realisations, its growth rate per step over the second half of the horizons); their means are
+    :func:`growth`'s numbers."""
+    m = np.asarray(a).mean(axis=1)  # (matrices, horizons)
+    h = _half(t)
+    return m[:, -1], (m[:, -1] - m[:, h]) / max(1, t[-1] - t[h])
+
+
+def _half(t):
     half = len(t) // 2
-    if half >= len(t) - 1:
-        half = 0
-    return m, float((m[-1] - m[half]) / max(1, t[-1] - t[half]))
+    return 0 if half >= len(t) - 1 else half
 
 
 def _jsonable(v):
@@ -222,39 +241,56 @@ PROP_CASES = [  # (activation, scheme, gain, params): 002_*.txt and 003_*.txt
     ("tanh", "normal", 1.0, {"std": 1.0}),
     ("relu", "he_normal", 1.0, {}), ("relu", "glorot_normal", 1.0, {}),
     ("sigmoid", "glorot_normal", 1.0, {}), ("sigmoid", "glorot_normal", 4.0, {})]
+PROP_ACTIVATIONS = ("tanh", "relu", "sigmoid")
 
 
-def _propagation(out, ps, backend, seed, progress):
-    from ..propagate import propagate
-    from .. import scheme_table
-    from ..theory import mean_field
+def prop_label(scheme, gain, params):
+    """The study label of a PROP_CASES entry, e.g. glorot_normal-gain1.667, normal-std1."""
+    return scheme + "".join(f"-{k}{v:g}" for k, v in params.items()) + (f"-gain{gain:.4g}" if gain != 1.0 else "")
+
+
+def _propagation(out, studies):
+    """Rows of the depth part, from the studies depth-<activation> (one per activation): pooled statistics
+    exactly as rf.propagate pools them, each with its 95% jackknife interval across networks."""
+    from ..propagate import STAT_FIELDS, PropagateResult
     profiles, rows = {}, []
-    bar = _bar(len(PROP_CASES), "propagate", progress)
     for act, scheme, gain, params in PROP_CASES:
-        r = propagate(scheme, ps["width"], ps["depth"], activation=act, batch=ps["batch"],
-                      samples=ps["samples"], seed=seed, backend=backend, gain=gain, **params)
-        pv, gv = _host(r.preact_var, np.float64), _host(r.grad_var, np.float64)
-        mpv = mgv = None
-        wv = ps["width"] * scheme_table.scheme_std(scheme, ps["width"], gain, **params) ** 2
-        try:
-            mf = mean_field(act, wv, 0.0, ps["depth"])
-            mpv, mgv = mf.preact_var, mf.grad_var
-        except ValueError:  # e.g. a weight variance the recursion refuses: no overlay for that case
-            pass
-        label = f"{act} / {scheme}" + (f" std={params['std']:g}" if params else "") + \
+        r = studies[act]
+        label = prop_label(scheme, gain, params)
+        i, n = r.labels.index(label), r.widths[0]
+        stats = np.stack([r[f"propagate_{f}"][i, 0, :, 0] for f in STAT_FIELDS], axis=-1)  # (networks, layer, 8)
+        pooled = PropagateResult.from_networks(stats)
+        table = {(rw["scheme"]): rw for rw in r.table()}[label]
+        pv, gv = pooled.preact_var, pooled.grad_var
+        mpv, mgv = r["meanfield_preact_var"][i, 0, 0], r["meanfield_grad_var"][i, 0, 0]
+        mf_ok = bool(np.isfinite(mpv).all())
+        display = f"{act} / {scheme}" + (f" std={params['std']:g}" if params else "") + \
             (f" gain={gain:.4g}" if gain != 1.0 else "")
-        profiles[label] = (pv, gv, mpv, mgv)
-        row = {"activation": act, "scheme": label.split(" / ")[1], "width": ps["width"], "depth": ps["depth"],
+        pm = r["propagate_preact_mean"][i, 0, :, 0]
+        pvn = r["propagate_preact_var"][i, 0, :, 0]
+        gvn = r["propagate_grad_var"][i, 0, :, 0]
+        profiles[display] = (U.pooled_var_band(pm, pvn), U.pooled_mean_band(gvn), mpv if mf_ok else None,
+                             mgv if mf_ok else None)
+        ratio = (lambda y: y[:, 1].mean() / y[:, 0].mean())
+        gratio = U.jackknife(ratio, np.stack([gvn[:, -1], gvn[:, 0]], axis=-1), log=True)
+        row = {"activation": act, "scheme": display.split(" / ")[1], "width": n, "depth": len(pv),
+               "networks": r.samples, "inputs": r.config["propagate"]["inputs"],
                "preact_var_first": float(pv[0]), "preact_var_last": float(pv[-1]),
                "grad_var_first": float(gv[0]), "grad_var_last": float(gv[-1])}
-        if mpv is not None:
+        for k in ("preact_var_first", "preact_var_last", "grad_var_first", "grad_var_last"):
+            row[f"{k}_ci_low"] = table[f"propagate_{k}_ci_low"]
+            row[f"{k}_ci_high"] = table[f"propagate_{k}_ci_high"]
+        row["preact_var_ratio"] = float(pv[-1] / pv[0])
+        row["preact_var_ratio_ci_low"] = table["propagate_preact_var_ratio_ci_low"]
+        row["preact_var_ratio_ci_high"] = table["propagate_preact_var_ratio_ci_high"]
+        row["grad_var_ratio"] = float(gv[0] / gv[-1])
+        row["grad_var_ratio_ci_low"], row["grad_var_ratio_ci_high"] = float(gratio[2]), float(gratio[3])
+        if mf_ok:
+            row["meanfield_preact_var_first"] = float(mpv[0])
             row["meanfield_preact_var_last"] = float(mpv[-1])
             row["meanfield_grad_var_first"] = float(mgv[0])
+            row["meanfield_grad_var_last"] = float(mgv[-1])
         rows.append(row)
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
     figures.propagation(os.path.join(out, "propagation.png"), profiles)
     _write_csv(os.path.join(out, "propagation_table.csv"), rows)
     return rows
@@ -265,103 +301,146 @@ def _bar(total, desc, enabled):
     return b(total, desc, enabled)
 
 
-def _trend(rate, flat=1e-4):
-    return "stays flat" if abs(rate) < flat else ("grows" if rate > 0 else "decays")
-
-
-def _f(x, d=4):
-    return "–" if x == "" else fmt(x, d)
-
-
 def fmt(x, d=4):
     """The one number format of summary.md (tests parse it back)."""
     return f"{x:.{d}f}"
 
 
+def _ci(v, lo, hi, d=4, sig=False):
+    """'value [low, high]' in summary.md's format ('–' for a missing value)."""
+    if v == "":
+        return "–"
+    f = (lambda x: f"{x:.{d}g}") if sig else (lambda x: fmt(x, d))
+    if lo == "" or not (np.isfinite(lo) or np.isfinite(hi)) and np.isnan(lo):
+        return f(v)
+    return f"{f(v)} [{f(lo)}, {f(hi)}]"
+
+
+def _vs(theory_value, lo, hi):
+    """Whether a theoretical value lies in a Monte Carlo interval, as a phrase (an interval with an
+    infinite end, from too few samples, still decides on its finite side)."""
+    if np.isnan(lo) or np.isnan(hi):
+        return "with no interval to compare (too few samples)"
+    return "within the 95% interval" if lo <= theory_value <= hi else "outside the 95% interval"
+
+
+def _trend(rate, lo, hi):
+    """'grows' / 'decays' when the 95% interval of the rate excludes 0, else 'is flat within its interval'."""
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return "grows" if rate > 0 else "decays"
+    if lo > 0:
+        return "grows"
+    if hi < 0:
+        return "decays"
+    return "is flat within its 95% interval"
+
+
 def _summary_md(s):
+    R = lambda r, k, d=4: _ci(r[k], r[f"{k}_ci_low"], r[f"{k}_ci_high"], d)
     L = ["# rinit-fast reproduce: summary", "",
          f"Backend {s['backend']}, seed {s['seed']}{' (quick settings: tiny sizes, numbers are noisy)' if s['quick'] else ''}; "
          f"wall time {s['wall_s']:.1f} s. Figures: radius_hist.png, powers.png, linear_rnn.png, "
-         f"tanh_tangent.png, propagation.png; tables: radius_table.csv, recurrence_table.csv, "
-         f"propagation_table.csv; the same numbers as JSON in summary.json.", "",
+         f"tanh_tangent.png, propagation.png, lyapunov_edge.png, lyapunov_spectrum.png; tables: "
+         f"radius_table.csv, recurrence_table.csv, propagation_table.csv, lyapunov_table.csv; the same "
+         f"numbers as JSON in summary.json.", "",
+         "Every Monte Carlo number is followed by its 95% interval in brackets: Clopper–Pearson for "
+         "probabilities, order statistics for quantiles, Student t across matrices for means and rates, "
+         "the jackknife across networks for the depth statistics (docs/studies.md, \"Uncertainty\"). "
+         "Theory values (the asymptotic law, the mean field) have none.", "",
          "## (a) The spectral radius rho: Monte Carlo against the asymptotic law", "",
-         "| scheme | n | samples | P(rho>1) [95% CI] | law P(rho>1) | median rho | law median | q05 | q95 |",
+         "| scheme | n | samples | P(rho>1) [95% CI] | law P(rho>1) | median rho [95% CI] | law median | "
+         "q05 [95% CI] | q95 [95% CI] |",
          "|---|---|---|---|---|---|---|---|---|"]
     for r in s["radius"]:
         law_p = fmt(r["law_p_gt_1"]) if r["law_p_gt_1"] != "" else "–"
         law_m = fmt(r["law_median"]) if r["law_median"] != "" else "–"
-        L.append(f"| {r['scheme']} | {r['width']} | {r['samples']} | {fmt(r['p_gt_1'])} "
-                 f"[{fmt(r['p_gt_1_ci_low'])}, {fmt(r['p_gt_1_ci_high'])}] | {law_p} | {fmt(r['median'])} | "
-                 f"{law_m} | {fmt(r['q05'])} | {fmt(r['q95'])} |")
+        L.append(f"| {r['scheme']} | {r['width']} | {r['samples']} | {R(r, 'p_gt_1')} | {law_p} | "
+                 f"{R(r, 'median')} | {law_m} | {R(r, 'q05')} | {R(r, 'q95')} |")
     L += ["", "Findings:", ""]
-    for r in s["radius"]:
-        if r["scheme"] == "glorot_normal":
-            extra = (f" (the asymptotic real law predicts {fmt(r['law_p_gt_1'])}, median {fmt(r['law_median'])})"
-                     if r["law_p_gt_1"] != "" else " (no asymptotic law: gamma_n <= 0 at this n)")
-            L.append(f"- Glorot (real), n = {r['width']}: P(rho > 1) = {fmt(r['p_gt_1'])}, median rho = "
-                     f"{fmt(r['median'])}{extra}.")
-    for r in s["radius"]:
-        if r["scheme"] == "rescaled_glorot":
-            L.append(f"- Rescaled Glorot, n = {r['width']}: P(rho > 1) = {fmt(r['p_gt_1'])}, median rho = "
-                     f"{fmt(r['median'])} (asymptotic law: {fmt(r['law_p_gt_1'])}).")
-    for r in s["radius"]:
-        if r["scheme"] == "complex_glorot":
-            L.append(f"- Complex Glorot, n = {r['width']}: P(rho > 1) = {fmt(r['p_gt_1'])}, median rho = "
-                     f"{fmt(r['median'])} (Rider's complex law: {fmt(r['law_p_gt_1'])}, median "
-                     f"{fmt(r['law_median'])})." if r["law_p_gt_1"] != "" else
-                     f"- Complex Glorot, n = {r['width']}: P(rho > 1) = {fmt(r['p_gt_1'])}, median rho = "
-                     f"{fmt(r['median'])} (no asymptotic law at this n).")
-    for r in s["radius"]:
-        if r["scheme"] == "half_glorot":
-            L.append(f"- Half Glorot, n = {r['width']}: P(rho > 1) = {fmt(r['p_gt_1'])}, median rho = "
-                     f"{fmt(r['median'])}.")
-    for r in s["radius"]:
-        if r["scheme"] == "orthogonal":
-            L.append(f"- Orthogonal, n = {r['width']}: median rho = {fmt(r['median'])} (exactly 1 in theory).")
+    names = {"glorot_normal": "Glorot (real)", "rescaled_glorot": "Rescaled Glorot",
+             "complex_glorot": "Complex Glorot", "half_glorot": "Half Glorot", "orthogonal": "Orthogonal"}
+    for sch in ("glorot_normal", "rescaled_glorot", "complex_glorot", "half_glorot", "orthogonal"):
+        for r in s["radius"]:
+            if r["scheme"] != sch:
+                continue
+            line = (f"- {names[sch]}, n = {r['width']}: P(rho > 1) = {R(r, 'p_gt_1')}, median rho = "
+                    f"{R(r, 'median')}")
+            if sch == "orthogonal":
+                line += " (exactly 1 in theory)"
+            elif r["law_p_gt_1"] != "":
+                law = "Rider's complex law" if sch == "complex_glorot" else "the asymptotic real law"
+                line += (f"; {law} predicts P(rho > 1) = {fmt(r['law_p_gt_1'])}, "
+                         f"{_vs(r['law_p_gt_1'], r['p_gt_1_ci_low'], r['p_gt_1_ci_high'])}, and median "
+                         f"{fmt(r['law_median'])}, {_vs(r['law_median'], r['median_ci_low'], r['median_ci_high'])}")
+            else:
+                line += " (no asymptotic law at this n: gamma_n <= 0)"
+            L.append(line + ".")
     L += ["", f"Empirical calibration (p = {fmt(P_DEFAULT)}, the probability of the default c = γ_E + π/√6): "
                "the scale s with P(rho(W/s) > 1) = 1 - p is the p-quantile of rho over Glorot samples "
                "(95% order-statistic interval):", ""]
     for c in s["calibration"]:
-        f = f"the asymptotic formula gives s_n = {fmt(c['formula'])}" if c["formula"] is not None else \
+        f = (f"the asymptotic formula gives s_n = {fmt(c['formula'])}, "
+             f"{_vs(c['formula'], c['ci_low'], c['ci_high'])}") if c["formula"] is not None else \
             "the asymptotic formula is undefined at this n"
         L.append(f"- n = {c['width']}: s = {fmt(c['scale'])} [{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]; {f}.")
     L += ["", "## (b, c) Recurrences", "",
           "Mean over matrices and input realisations of the natural log of the norm at the last horizon, and "
-          "its growth rate per step over the second half of the horizon:", "",
+          "its growth rate per step over the second half of the horizon, each with its 95% interval across "
+          "matrices:", "",
           "| scheme | n | T | log||W^T x|| | rate | log||h_T|| (linear) | rate | T (tanh) | log||h_T|| (tanh) | "
           "log||v_T|| (tanh tangent) | rate |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in s["recurrence"]:
-        L.append(f"| {r['scheme']} | {r['width']} | {r['T']} | {fmt(r['powers_mean_log_norm_T'])} | "
-                 f"{fmt(r['powers_rate_per_step'], 5)} | {fmt(r['linear_mean_log_norm_T'])} | "
-                 f"{fmt(r['linear_rate_per_step'], 5)} | {r['T_tanh']} | {_f(r['tanh_mean_log_norm_T'])} | "
-                 f"{_f(r['tanh_tangent_mean_log_norm_T'])} | {_f(r['tanh_tangent_rate_per_step'], 5)} |")
+        L.append(f"| {r['scheme']} | {r['width']} | {r['T']} | {R(r, 'powers_mean_log_norm_T')} | "
+                 f"{R(r, 'powers_rate_per_step', 5)} | {R(r, 'linear_mean_log_norm_T')} | "
+                 f"{R(r, 'linear_rate_per_step', 5)} | {r['T_tanh']} | {R(r, 'tanh_mean_log_norm_T')} | "
+                 f"{R(r, 'tanh_tangent_mean_log_norm_T')} | {R(r, 'tanh_tangent_rate_per_step', 5)} |")
     L += ["", "Findings:", ""]
     for r in s["recurrence"]:
-        line = (f"- {r['scheme']}: ||W^k x|| {_trend(r['powers_rate_per_step'])} "
-                f"({fmt(r['powers_rate_per_step'], 5)} per step in log), mean log||W^T x|| = "
-                f"{fmt(r['powers_mean_log_norm_T'])} at T = {r['T']}; the linear RNN's mean log||h_T|| = "
-                f"{fmt(r['linear_mean_log_norm_T'])} ({fmt(r['linear_rate_per_step'], 5)} per step)")
+        tr = lambda k: _trend(r[k], r[f"{k}_ci_low"], r[f"{k}_ci_high"])
+        line = (f"- {r['scheme']}: ||W^k x|| {tr('powers_rate_per_step')} "
+                f"({R(r, 'powers_rate_per_step', 5)} per step in log), mean log||W^T x|| = "
+                f"{R(r, 'powers_mean_log_norm_T')} at T = {r['T']}; the linear RNN's mean log||h_T|| = "
+                f"{R(r, 'linear_mean_log_norm_T')} ({R(r, 'linear_rate_per_step', 5)} per step)")
         if r["tanh_tangent_rate_per_step"] != "":
-            line += (f"; the tanh RNN's gradient flow {_trend(r['tanh_tangent_rate_per_step'])} "
-                     f"({fmt(r['tanh_tangent_rate_per_step'], 5)} per step in log, mean log||v_T|| = "
-                     f"{fmt(r['tanh_tangent_mean_log_norm_T'])} at T = {r['T_tanh']})")
+            line += (f"; the tanh RNN's gradient flow {tr('tanh_tangent_rate_per_step')} "
+                     f"({R(r, 'tanh_tangent_rate_per_step', 5)} per step in log, mean log||v_T|| = "
+                     f"{R(r, 'tanh_tangent_mean_log_norm_T')} at T = {r['T_tanh']})")
         L.append(line + ".")
     L += ["", "(The tanh RNN is run for the real schemes only: the complex tanh has poles.)",
           "", "## (d) Depth: variance profiles", ""]
-    L += ["Variance of the pre-activations of the first and last layer, and of the back-propagated "
-          "gradient at the network input and at the last layer's input (rf.propagate; the mean-field "
-          "prediction is dashed in propagation.png):", "",
-          "| activation | scheme | width | depth | preact var, layer 1 | preact var, last | "
-          "grad var, input | grad var, last layer |", "|---|---|---|---|---|---|---|---|"]
+    p0 = s["propagation"][0] if s["propagation"] else {"networks": 0, "inputs": 0}
+    L += [f"Variance of the pre-activations of the first and last layer, and of the back-propagated "
+          f"gradient at the network input and at the last layer's input (rf.propagate, {p0['networks']} "
+          f"networks of {p0['inputs']} inputs each; the 95% intervals are across networks, whose spread is "
+          f"the finite-width spread of a product of random layers; the mean-field prediction is dashed in "
+          f"propagation.png):", "",
+          "| activation | scheme | width | depth | preact var, layer 1 | preact var, last | mean field, last | "
+          "grad var, input | grad var, last layer | mean field, input |", "|---|---|---|---|---|---|---|---|---|---|"]
+    G = lambda r, k: _ci(r[k], r[f"{k}_ci_low"], r[f"{k}_ci_high"], 4, sig=True)
+    mfv = lambda r, k: f"{r[k]:.4g}" if k in r else "–"
     for r in s["propagation"]:
         L.append(f"| {r['activation']} | {r['scheme']} | {r['width']} | {r['depth']} | "
-                 f"{r['preact_var_first']:.4g} | {r['preact_var_last']:.4g} | {r['grad_var_first']:.4g} | "
-                 f"{r['grad_var_last']:.4g} |")
+                 f"{G(r, 'preact_var_first')} | {G(r, 'preact_var_last')} | {mfv(r, 'meanfield_preact_var_last')} | "
+                 f"{G(r, 'grad_var_first')} | {G(r, 'grad_var_last')} | {mfv(r, 'meanfield_grad_var_first')} |")
     L += ["", "Findings:", ""]
     for r in s["propagation"]:
+        lo, hi = r["preact_var_ratio_ci_low"], r["preact_var_ratio_ci_high"]
+        if np.isfinite(lo) and lo <= 1.0 <= hi:
+            verdict = "within its 95% interval of 1: no change beyond the Monte Carlo error"
+        elif np.isfinite(lo):
+            verdict = ("it grows beyond the Monte Carlo error" if lo > 1.0 else
+                       "it shrinks beyond the Monte Carlo error")
+        else:
+            verdict = "too few networks for an interval"
+        if "meanfield_preact_var_last" in r:
+            mr = r["meanfield_preact_var_last"] / r["meanfield_preact_var_first"]
+            verdict += f"; the mean field predicts a ratio {mr:.3g}, {_vs(mr, lo, hi)}"
+        gr = _ci(r["grad_var_ratio"], r["grad_var_ratio_ci_low"], r["grad_var_ratio_ci_high"], 3, sig=True)
         L.append(f"- {r['activation']} / {r['scheme']}: over {r['depth']} layers the pre-activation variance "
-                 f"goes from {r['preact_var_first']:.4g} to {r['preact_var_last']:.4g} (ratio "
-                 f"{r['preact_var_last'] / r['preact_var_first']:.3g}); the gradient variance at the input is "
-                 f"{r['grad_var_first'] / r['grad_var_last']:.3g} times that at the last layer.")
+                 f"goes from {G(r, 'preact_var_first')} to {G(r, 'preact_var_last')} (ratio "
+                 f"{_ci(r['preact_var_ratio'], lo, hi, 3, sig=True)}: {verdict}); the gradient variance at the "
+                 f"input is {gr} times that at the last layer.")
     L.append("")
+    if s.get("lyapunov"):
+        L += list(s["lyapunov"]) + [""]
     return "\n".join(L)

@@ -3,9 +3,13 @@
 Layout (format 1)::
 
     DIR/config.json          {"format", "hash", "identity": ..., "config": ...}: canonical JSON
-    DIR/chunks/<label>__n<width>__<start>-<stop>.npz
-                             the results of matrices start..stop-1 of one (scheme, width) cell
-    DIR/manifest.json        {"hash", "chunks": {file name: sha256}}, rewritten after every chunk
+    DIR/chunks/<label>__n<width>[__s<i>.<j>...]__<start>-<stop>.npz
+                             the results of samples start..stop-1 of one cell: a (scheme, width) and,
+                             when the study has sweeps, the index of each sweep's value
+    DIR/derived.npz          per-cell arrays computed from the configuration alone (the mean field
+                             beside [propagate]), written before the first chunk; absent when none
+    DIR/manifest.json        {"hash", "chunks": {file name: sha256}, "derived": {file name: sha256}},
+                             rewritten after every chunk
     DIR/summary.csv          one row per cell, written when the study is complete
 
 Every file is written to a temporary name in the same directory, flushed, fsync'ed and moved into place
@@ -31,23 +35,28 @@ CONFIG = "config.json"
 MANIFEST = "manifest.json"
 CHUNKS = "chunks"
 SUMMARY = "summary.csv"
-_CHUNK_RE = re.compile(r"^(?P<label>[A-Za-z0-9_.+-]{1,64})__n(?P<n>[0-9]+)__(?P<a>[0-9]+)-(?P<b>[0-9]+)\.npz$")
+DERIVED = "derived.npz"
+_CHUNK_RE = re.compile(r"^(?P<label>[A-Za-z0-9_.+-]{1,64})__n(?P<n>[0-9]+)(?:__s(?P<s>[0-9]+(?:\.[0-9]+)*))?"
+                       r"__(?P<a>[0-9]+)-(?P<b>[0-9]+)\.npz$")
 
 
 class StudyDirError(RuntimeError):
     """A directory that cannot hold, or does not hold, this study's results."""
 
 
-def chunk_name(label, n, a, b):
-    return f"{label}__n{n}__{a:010d}-{b:010d}.npz"
+def chunk_name(label, n, a, b, point=()):
+    """The file name of samples a..b-1 of the cell (label, width n, sweep indices ``point``)."""
+    sw = f"__s{'.'.join(str(int(i)) for i in point)}" if len(point) else ""
+    return f"{label}__n{n}{sw}__{a:010d}-{b:010d}.npz"
 
 
 def parse_chunk_name(name):
-    """(label, n, start, stop) of a chunk file name, or None."""
+    """(label, n, point, start, stop) of a chunk file name (point: the tuple of sweep indices), or None."""
     m = _CHUNK_RE.match(name)
     if not m:
         return None
-    return m["label"], int(m["n"]), int(m["a"]), int(m["b"])
+    point = tuple(int(i) for i in m["s"].split(".")) if m["s"] else ()
+    return m["label"], int(m["n"]), point, int(m["a"]), int(m["b"])
 
 
 def csv_text(rows):
@@ -151,22 +160,79 @@ def read_config(path):
 
 
 def read_manifest(path):
+    """The manifest as {"chunks": {name: sha256}, "derived": {name: sha256}} (empty when absent)."""
     mpath = os.path.join(path, MANIFEST)
     if not os.path.exists(mpath):
-        return {}
+        return {"chunks": {}, "derived": {}}
     doc = read_json(mpath)
-    return dict(doc.get("chunks", {}))
+    return {"chunks": dict(doc.get("chunks", {})), "derived": dict(doc.get("derived", {}))}
+
+
+def _write_manifest(path, manifest, h):
+    doc = {"hash": h, "chunks": dict(sorted(manifest["chunks"].items()))}
+    if manifest["derived"]:
+        doc["derived"] = dict(sorted(manifest["derived"].items()))
+    write_json(os.path.join(path, MANIFEST), doc)
+
+
+def _plain(arrays, what):
+    for k, v in arrays.items():
+        if v.dtype.hasobject:
+            raise TypeError(f"{what} array {k!r} has dtype object; studies store plain numeric data only")
 
 
 def write_chunk(path, name, arrays, manifest, h):
     """Write one chunk atomically, then the manifest (atomically too), updating ``manifest`` in place."""
-    for k, v in arrays.items():
-        if v.dtype.hasobject:
-            raise TypeError(f"chunk array {k!r} has dtype object; studies store plain numeric data only")
+    _plain(arrays, "chunk")
     fpath = os.path.join(path, CHUNKS, name)
     _atomic_write(fpath, lambda f: np.savez(f, **arrays))
-    manifest[name] = sha256_file(fpath)
-    write_json(os.path.join(path, MANIFEST), {"hash": h, "chunks": dict(sorted(manifest.items()))})
+    manifest["chunks"][name] = sha256_file(fpath)
+    _write_manifest(path, manifest, h)
+
+
+def write_derived(path, arrays, manifest, h):
+    """Write ``derived.npz`` atomically and record its checksum in the manifest."""
+    _plain(arrays, "derived")
+    fpath = os.path.join(path, DERIVED)
+    _atomic_write(fpath, lambda f: np.savez(f, **arrays))
+    manifest["derived"][DERIVED] = sha256_file(fpath)
+    _write_manifest(path, manifest, h)
+
+
+def npz_headers(fpath):
+    """{member: (shape, dtype)} of an uncompressed .npz, read from the .npy headers only (no data, no
+    pickle): how a lazy opening checks every chunk before anything is computed."""
+    import zipfile
+    out = {}
+    try:
+        with zipfile.ZipFile(fpath) as z:
+            for info in z.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                with z.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    if version == (1, 0):
+                        shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+                    elif version == (2, 0):
+                        shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+                    else:
+                        raise StudyDirError(f"{fpath}: unsupported .npy version {version}")
+                if dtype.hasobject:
+                    raise StudyDirError(f"{fpath}: refused (member {info.filename} holds objects); study "
+                                        f"chunks hold plain numeric arrays only")
+                out[info.filename[:-4]] = (tuple(shape), dtype)
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError) as exc:
+        raise StudyDirError(f"{fpath}: unreadable chunk ({exc})") from exc
+    return out
+
+
+def load_member(fpath, name):
+    """One array of a chunk file (never unpickling); what each task of a lazy opening runs."""
+    try:
+        with np.load(fpath, allow_pickle=False) as z:
+            return z[name]
+    except ValueError as exc:
+        raise StudyDirError(f"{fpath}: refused ({exc}); study chunks hold plain numeric arrays only")
 
 
 def load_chunk(fpath):
@@ -181,7 +247,7 @@ def load_chunk(fpath):
 
 
 def existing_chunks(path):
-    """{name: (label, n, start, stop)} of the chunk files present (complete by construction)."""
+    """{name: (label, n, point, start, stop)} of the chunk files present (complete by construction)."""
     d = os.path.join(path, CHUNKS)
     out = {}
     if os.path.isdir(d):
