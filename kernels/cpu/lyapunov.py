@@ -44,23 +44,25 @@ import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
-from numba.extending import get_cython_function_address, intrinsic, overload
+from numba.extending import get_cython_function_address, intrinsic
 
 from rinit_fast.spec import lyapunov as S
+from rinit_fast.spec.unroll import GEN_VALUES
 
-from . import threads
+from . import packed_gemm, threads
 from ._jit import _COMMON, device, kernel
 from .stream import fill_normal
+# rf.unroll's helpers for the state h = g·2**e (the same arithmetic, so the same bits)
+from .unroll import cast_like as like, pow2, renorm_exponent, scale_row
+
+packed_gemm.check_versions()     # the IR below (intrinsics, cgutils) sits behind the project's one guard
 
 _called = numba.njit(**_COMMON)   # helpers: compiled once per signature, called (not inlined)
 
 BL = S.LANES
-_HI = 2.0 ** (2 * S.RENORM_EXP)
-_LO = 2.0 ** (-2 * S.RENORM_EXP)
 LN2 = S.LN2
 LOG4 = math.log(4.0)
 M32 = np.uint64(0xFFFFFFFF)
-GEN_VALUES = 512        # Gaussian inputs drawn per call of the stream (several steps when d is small)
 
 # plan fields (rinit_fast/spec/lyapunov.py)
 P_N, P_K, P_KP, P_D, P_STEPS, P_WARMUP, P_REORTHO, P_RECORD, P_NREC, P_MODE, P_NONLIN, P_NBIAS, \
@@ -587,48 +589,6 @@ def gemm(fptr, W, m, F, C, ncol, iargs, scal, chars):
                     ps + np.uint64(scal.itemsize), np.uint64(C.ctypes.data), pi + _8))
 
 
-def like(ref, x):
-    """``x`` converted to the dtype of the array ``ref`` (compile-time dispatch)."""
-
-
-@overload(like, inline="always")
-def _like_ov(ref, x):
-    if ref.dtype == types.float32:
-        return lambda ref, x: np.float32(x)
-    return lambda ref, x: np.float64(x)
-
-
-# --- scalar helpers --------------------------------------------------------------------------------------
-@device
-def pow2(k):
-    """2.0**k in float64 (0 or inf beyond its range)."""
-    if k > 1100:
-        return math.inf
-    if k < -1100:
-        return 0.0
-    return math.ldexp(1.0, k)
-
-
-@_called
-def tanh_d(y):
-    """(tanh y, tanh' y, log tanh' y) in float64, accurate everywhere: with q = e^{-2|y|},
-    tanh|y| = (1 - q)/(1 + q) = -expm1(-2|y|)/(2 + expm1(-2|y|)) (no cancellation near 0),
-    tanh' = 4q/(1 + q)^2 (no cancellation where tanh rounds to ±1), log tanh' = log 4 - 2|y| - 2 log1p(q)."""
-    a = abs(y)
-    em1 = math.expm1(-2.0 * a)
-    t = -em1 / (2.0 + em1)
-    q = 1.0 + em1
-    opq = 2.0 + em1
-    return (t if y >= 0 else -t), 4.0 * q / (opq * opq), LOG4 - 2.0 * a - 2.0 * math.log1p(q)
-
-
-@device
-def renorm_shift(s):
-    """k with ||x·2**-k||² in [1/4, 1) for a squared norm s > 0 (frexp: s = f·2**ex, f in [1/2, 1))."""
-    _, ex = math.frexp(s)
-    return (ex + 1) // 2
-
-
 # --- the parts of a step (separately compiled: one large function took longer to compile than its parts) --
 @_called
 def inputs_into(ux, xs, xo, UT, n, du):
@@ -642,11 +602,12 @@ def inputs_into(ux, xs, xo, UT, n, du):
 
 
 @_called
-def state_step(C, g, e, ux, bias, nonlin, use_x, cx, n, k, e_floor, dvec):
-    """The state update after the product C = W [F | g]: z = C[:, k] + ux·cx + bias·2**-e, g = f(z) (scaled
-    by 2**-e for relu, unscaled for tanh), C[i, :k] *= f'(z_i), C[:, k] = 0.  Returns (new e, sum of
-    log f'(z_i))."""
+def state_step(C, vec, e, ux, bias, nonlin, use_x, cx, n, k, e_floor, dvec):
+    """The state update after the product C = W [F | g], g = vec[1]: z = C[:, k] + ux·cx + bias·2**-e,
+    g = f(z) (scaled by 2**-e for relu, unscaled for tanh), C[i, :k] *= f'(z_i), C[:, k] = 0.  Returns
+    (new e, sum of log f'(z_i))."""
     nb = bias.shape[0]
+    g = vec[1]
     cb = like(C, pow2(-e))
     if nonlin == TANH:
         s = pow2(e)
@@ -693,15 +654,9 @@ def state_step(C, g, e, ux, bias, nonlin, use_x, cx, n, k, e_floor, dvec):
                 g[i] = 0
                 dvec[i] = 0
                 dsum = -math.inf
-        if ss > _HI or (0.0 < ss < _LO):
-            ne = max(e + renorm_shift(ss), e_floor)
-            sh = ne - e
-            while sh != 0:                       # g *= 2**-sh exactly, in steps of at most 2**±100
-                st = min(max(sh, -100), 100)
-                f = like(C, math.ldexp(1.0, -st))
-                for i in range(n):
-                    g[i] = g[i] * f
-                sh -= st
+        ne = renorm_exponent(ss, e, e_floor)     # as rf.unroll: g *= 2**(e - ne) exactly
+        if ne != e:
+            scale_row(vec, 1, n, ne - e)
             e = ne
     KP = C.shape[1]
     for i in range(n):
@@ -730,8 +685,8 @@ def renorm_columns(C, k, colss, cfac, cexp):
         cfac[c] = 1
     for c in range(k):
         sc = colss[c]
-        if sc > _HI or (0.0 < sc < _LO):
-            sh = min(max(renorm_shift(sc), -120), 120)
+        sh = min(renorm_exponent(sc, 0, -120), 120)      # 0 while the norm is in [2**-20, 2**20]
+        if sh != 0:
             cexp[c] += sh
             cfac[c] = like(C, math.ldexp(1.0, -sh))
             any_ = True
@@ -843,7 +798,7 @@ def run_item(W, UT, bias, xarr, G0, E0, plan, fptr, sigma, out_sum, out_blocks, 
                 inputs_into(ux, xb, js * d, UT, n, du)
             elif mode == ARRAY:
                 inputs_into(ux, xarr[mx, rx, t - 1], 0, UT, n, du)
-            e, dsum = state_step(C, g, e, ux, bias, nonlin, mode != 0, xscale * like(W, pow2(-e)), n, k,
+            e, dsum = state_step(C, vec, e, ux, bias, nonlin, mode != 0, xscale * like(W, pow2(-e)), n, k,
                                  e_floor, dvec)
         if t > warmup:
             logdet += dsum

@@ -20,15 +20,10 @@ import math
 import numpy as np
 
 from .activations import LINEAR, RELU, TANH  # noqa: F401  (the nonlinearity codes: spec/activations.py)
+# rf.lyapunov runs rf.unroll's recurrence: its input modes, the state h = g·2**e with its renormalisation
+# threshold and exponent floor, and the bound on the inputs are spec/unroll.py's (one home)
+from .unroll import ARRAY, GAUSSIAN, LN2, MODES, NO_FLOOR, NO_INPUT, RENORM_EXP  # noqa: F401
 
-# input modes (the same as rf.unroll's: spec/unroll.py)
-NO_INPUT, GAUSSIAN, ARRAY = 0, 1, 2
-MODES = {None: NO_INPUT, "gaussian": GAUSSIAN, "array": ARRAY}
-
-NO_FLOOR = -(1 << 62)      # exponent floor of a relu state that has no inputs to bound it
-RENORM_EXP = 20            # a state (relu) or frame column is rescaled when its norm leaves [2**-20, 2**20]
-LN2 = math.log(2.0)
-GAUSS_MAX = 8.6            # |z| of the stream's Box-Muller normals is < 8.58 (spec/stream.py)
 NBLOCKS = 10               # batch means: the accumulation window is split into this many blocks
 LANES = 16                 # column-block width (elements) of the CPU kernel's Householder QR
 
@@ -39,9 +34,10 @@ PLAN_FIELDS = ("N", "K", "KP", "D", "STEPS", "WARMUP", "REORTHO", "RECORD", "NRE
 N n; K k (exponents); KP the frame's row stride (k, or k + 1 with a state column, rounded up to LANES);
 D the input width; STEPS, WARMUP, REORTHO (re-orthonormalise every REORTHO steps), RECORD (record the
 running estimates every RECORD steps past the warm-up; 0: no record), NREC the number of records;
-MODE (NO_INPUT/GAUSSIAN/ARRAY), NONLIN (activations code), NBIAS (n or 0), EFLOOR (lowest state exponent,
-relu), NBLOCKS; the stream: C2START (index of matrix 0), C3INPUTS and C3FRAME
-(counter word 3 of realisation 0 for the inputs and the starting frame), K0, K1 (key words)."""
+MODE (spec/unroll.py's NO_INPUT/GAUSSIAN/ARRAY), NONLIN (activations code), NBIAS (n or 0), EFLOOR
+(lowest state exponent, relu: spec/unroll.py ``e_floor``), NBLOCKS; the stream: C2START (index of matrix
+0), C3INPUTS and C3FRAME (counter word 3 of realisation 0 for the inputs and the starting frame), K0, K1
+(key words)."""
 PLAN = {f: i for i, f in enumerate(PLAN_FIELDS)}
 
 C_CONSTANTS = {}
