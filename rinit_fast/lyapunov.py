@@ -105,20 +105,16 @@ def lyapunov(W, k=None, *, steps, warmup=None, nonlinearity="linear", inputs=Non
     nonlin = _validate.nonlinearity(nonlinearity)
     sigma = _validate.nonneg_finite(input_scale, "input_scale")
     code = activations.code(nonlin)
-    NP = -(-n // spec.LANES) * spec.LANES
     # inputs, U, b, h0: rf.unroll's rules, checks and bound (spec/unroll.py, _validate.py's unroll section)
     inputs = _validate.unroll_inputs_kind(inputs)
     mode = unroll_spec.mode_of(inputs)
-    UT = np.zeros((0, NP), dt)
-    d = n
+    UT = np.zeros((0, n), dt)
     if U is not None:
-        Ua = _validate.unroll_matrix_U(U, n, dt)
-        d = Ua.shape[1]
-        UT = np.zeros((d, NP), dt)                 # the kernel's layout: Uᵀ zero-padded to NP columns
-        UT[:, :n] = Ua.T
+        UT = np.ascontiguousarray(_validate.unroll_matrix_U(U, n, dt).T)
+    d = UT.shape[0] or n
     bias = np.zeros(0, dt) if b is None else _validate.unroll_bias(b, n, dt)
     xarr = np.zeros((1, 1, 1, 1), dt)
-    if mode == spec.ARRAY:
+    if mode == unroll_spec.ARRAY:
         xarr = _validate.unroll_inputs(inputs, steps, d, nb, R, batched, dt)
     _validate.unroll_stream_length(steps, d)
     g0_in = None if h0 is None else _validate.unroll_rows(h0, "h0", n, nb, R, batched, dt)
@@ -127,13 +123,11 @@ def lyapunov(W, k=None, *, steps, warmup=None, nonlinearity="linear", inputs=Non
     e_floor = unroll_spec.e_floor(bound, dt)
 
     K = spec.n_records(steps, warmup, rec)
-    kp = -(-(k + int(code != spec.LINEAR)) // spec.LANES) * spec.LANES
-    from .kernels.cpu import threads
-    nx = min(max(1, unroll_spec.GEN_VALUES // d), steps) * d    # Gaussian inputs drawn per call
-    work = (3 * n * kp + 8 * max(kp, n + 16, nx, k * n) + 16 * (k // 4 + 2) + 4 * kp) * dt.itemsize \
-        + 32 * max(k, kp)                          # one item's work arrays (kernels/cpu/lyapunov.py)
+    from .kernels.cpu import lyapunov as kern, threads
+    work = kern.work_bytes(n, k, d, UT.shape[0], steps, dt)     # one item's work arrays
     nbytes = (nb * R * (8 * k * (2 + spec.NBLOCKS + K) + n * dt.itemsize + 16)    # outputs, initial states
               + nb * n * n * 8                                                 # the float64 copy (slogdet)
+              + nb * (n + UT.shape[0]) * (n + 32) * dt.itemsize                # [Wᵀ; Uᵀ] packed
               + threads.nthreads() * work)                                     # one item per thread
     _validate.memory(nbytes, f"lyapunov(W {tuple(W3.shape)}, k={k}, realizations={R}, "
                              f"record_every={record_every})")
@@ -141,7 +135,7 @@ def lyapunov(W, k=None, *, steps, warmup=None, nonlinearity="linear", inputs=Non
     # initial states h = g·2**e (the frame is drawn inside the kernel)
     if g0_in is None:
         h = np.zeros((nb, R, n), dt)
-        if mode == spec.NO_INPUT:
+        if mode == unroll_spec.NO_INPUT:
             _fill("normal", h, seed, start, Purpose.H0, 0)
     else:
         h = np.ascontiguousarray(np.broadcast_to(g0_in, (nb, R, n)))

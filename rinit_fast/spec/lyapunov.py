@@ -19,10 +19,8 @@ import math
 
 import numpy as np
 
-from .activations import LINEAR, RELU, TANH  # noqa: F401  (the nonlinearity codes: spec/activations.py)
-# rf.lyapunov runs rf.unroll's recurrence: its input modes, the state h = g·2**e with its renormalisation
-# threshold and exponent floor, and the bound on the inputs are spec/unroll.py's (one home)
-from .unroll import ARRAY, GAUSSIAN, LN2, MODES, NO_FLOOR, NO_INPUT, RENORM_EXP  # noqa: F401
+# rf.lyapunov runs rf.unroll's recurrence: the nonlinearity codes are spec/activations.py's; the input modes,
+# the state h = g·2**e (its renormalisation and exponent floor) and the bound on the inputs spec/unroll.py's.
 
 NBLOCKS = 10               # batch means: the accumulation window is split into this many blocks
 LANES = 16                 # column-block width (elements) of the CPU kernel's Householder QR
@@ -31,7 +29,7 @@ PLAN_FIELDS = ("N", "K", "KP", "D", "STEPS", "WARMUP", "REORTHO", "RECORD", "NRE
                "NBIAS", "EFLOOR", "NBLOCKS", "C2START", "C3INPUTS", "C3FRAME", "K0", "K1")
 """The int64 plan array: field f is at index ``PLAN[f]``.
 
-N n; K k (exponents); KP the frame's row stride (k, or k + 1 with a state column, rounded up to LANES);
+N n; K k (exponents); KP k rounded up to LANES (the frame's columns that the QR blocks cover);
 D the input width; STEPS, WARMUP, REORTHO (re-orthonormalise every REORTHO steps), RECORD (record the
 running estimates every RECORD steps past the warm-up; 0: no record), NREC the number of records;
 MODE (spec/unroll.py's NO_INPUT/GAUSSIAN/ARRAY), NONLIN (activations code), NBIAS (n or 0), EFLOOR
@@ -113,8 +111,7 @@ def block_lengths(steps, warmup, every, record, nblocks=NBLOCKS):
 def plan(*, n, k, d, steps, warmup, reortho_every, record_every, mode, nonlin, nbias, e_floor, c2_start,
          c3_inputs, c3_frame, k0, k1, nblocks=NBLOCKS):
     """The int64 plan array of one call (validated numbers in, see PLAN_FIELDS)."""
-    state = nonlin != LINEAR
-    kp = -(-(k + int(state)) // LANES) * LANES
+    kp = -(-k // LANES) * LANES
     rec = 0 if record_every is None else int(record_every)
     vals = dict(N=n, K=k, KP=kp, D=d, STEPS=steps, WARMUP=warmup, REORTHO=reortho_every, RECORD=rec,
                 NREC=n_records(steps, warmup, rec), MODE=mode, NONLIN=nonlin, NBIAS=nbias, EFLOOR=e_floor,
