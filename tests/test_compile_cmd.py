@@ -82,22 +82,27 @@ def test_every_registered_kernel_has_a_known_family_and_precision():
     for k, i in chosen:
         assert k.family in fams
         assert k.precision(i) in (None, "float32", "float64")
-    # the two precisions together (with the precision-free kernels) are everything, and nothing twice
-    by_dt = [(id(k), i) for d in _jit.PRECISIONS for k, i in _jit.select(precisions=[d]) if k.precision(i)]
-    free = [(id(k), i) for k, i in chosen if k.precision(i) is None]
-    assert sorted(by_dt + free) == sorted((id(k), i) for k, i in chosen)
+    # the two precisions together are everything; one precision holds the other only in the families
+    # that others use (USES: every precision of them, e.g. the float64 fills of float32 start vectors)
+    per = {d: {(id(k), i) for k, i in _jit.select(precisions=[d])} for d in _jit.PRECISIONS}
+    assert per["float32"] | per["float64"] == {(id(k), i) for k, i in chosen}
+    used = {u for us in _jit.USES.values() for u in us}
+    for k, i in chosen:
+        p = k.precision(i)
+        if p is not None and k.family not in used:
+            other = "float64" if p == "float32" else "float32"
+            assert (id(k), i) in per[p] and (id(k), i) not in per[other]
 
 
 def test_select_one_family_and_precision():
     chosen = _jit.select(["spectral"], ["float32"])
     # spectral's calls draw their start vectors through the sample kernels (USES): selected with it
     assert {k.family for k, _ in chosen} == {"spectral", "sample"}
-    assert {k.precision(i) for k, i in chosen} <= {None, "float32"}
     spectral = [(k, i) for k, i in chosen if k.family == "spectral"]
-    assert spectral and all(k.precision(i) == "float32" for k, i in spectral)
-    # the stream fills are single-variant functions, selected for every precision
-    names = {k.py_func.__name__ for k, _ in chosen}
-    assert {"normal_f32", "normal_f64"} <= names
+    assert spectral and all(k.precision(i) in (None, "float32") for k, i in spectral)
+    # the sample family comes in through USES: every precision of it (the start vectors are float64 draws)
+    sample = {(k.py_func.__name__, k.precision(i)) for k, i in chosen if k.family == "sample"}
+    assert {("_normal_items", "float32"), ("_normal_items", "float64")} <= sample
     assert {k.family for k, _ in _jit.select(["sample"])} == {"sample"}
 
 

@@ -495,7 +495,7 @@ def test_first_call_compiles_only_what_it_uses(tmp_path):
         "hits = sum(sum(v.stats.cache_hits.values()) for v in k.NETWORKS[(0, 1)]._by_sig.values())\n"
         "print(net, acts, len(given), fills, hits)\n")
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
-    first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    first = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, env=env, check=True)
     assert first.stdout.split() == ["[(0,", "1,", "1)]", "[1]", "0", "[]", "0"], first.stdout
-    again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    again = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, env=env, check=True)
     assert again.stdout.split()[-1] == "1", again.stdout        # loaded from the cache

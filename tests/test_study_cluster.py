@@ -165,7 +165,7 @@ def test_after_warm_up_tasks_compile_nothing():
     prop = {"seed": 2, "samples": 2, "widths": [6], "schemes": ["he_normal", "orthogonal"],
             "propagate": {"activations": ["tanh", "relu"], "depth": 5, "inputs": 2, "in_width": 4}}
     for c in (cfg, prop):
-        r = subprocess.run([sys.executable, "-c", WARM_CHECK, json.dumps(c)], capture_output=True, text=True,
+        r = subprocess.run([sys.executable, "-P", "-c", WARM_CHECK, json.dumps(c)], capture_output=True, text=True,
                            timeout=600)
         assert r.returncode == 0, r.stderr
         assert r.stdout.split()[-1] == "0", r.stdout

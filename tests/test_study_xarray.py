@@ -155,7 +155,7 @@ def test_open_and_reduce_a_study_larger_than_1_gib_in_bounded_memory(tmp_path):
         storage.write_chunk(str(out), t["name"], {"powers_log_norm": a, "linear_log_norm": -a}, manifest, h)
     total = sum(os.path.getsize(out / "chunks" / f) for f in os.listdir(out / "chunks"))
     assert total >= 2 ** 30
-    r = subprocess.run([sys.executable, "-c", REDUCE, str(out)], capture_output=True, text=True, timeout=600)
+    r = subprocess.run([sys.executable, "-P", "-c", REDUCE, str(out)], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     nbytes, m0, m_last, s7, peak_kib = r.stdout.split()
     assert int(nbytes) >= 2 ** 30

@@ -444,11 +444,11 @@ def test_initialize_errors(call, exc, match):
 def test_import_rinit_fast_imports_neither_framework_and_missing_ones_name_the_extra():
     code = ("import sys, rinit_fast as rf; rf.sample('glorot_normal', 4); "
             "assert 'torch' not in sys.modules and 'jax' not in sys.modules, sorted(sys.modules)")
-    subprocess.run([sys.executable, "-c", code], check=True)
+    subprocess.run([sys.executable, "-P", "-c", code], check=True)
     for mod, extra in (("torch", "rinit_fast[torch]"), ("jax", "rinit_fast[jax]")):
         code = (f"import sys; sys.modules[{mod!r}] = None\n"
                 f"try:\n    import rinit_fast.{mod}\nexcept ImportError as e:\n    print(e)\n")
-        out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+        out = subprocess.run([sys.executable, "-P", "-c", code], check=True, capture_output=True, text=True).stdout
         assert extra in out, out
 
 

@@ -279,7 +279,8 @@ def select(families=None, precisions=None):
     and return the selected ``(kernel, signature index)`` pairs, by family, in registry order.
 
     ``precisions`` (default: both) keeps the signatures of those precisions and those every precision
-    uses (precision None).
+    uses (precision None); a family that a chosen one uses (``USES``) is kept in every precision (a float32
+    ``spectral_radius`` draws its start vectors in float64).
     Raises ``ValueError`` for an unknown family or precision, naming the valid ones."""
     known = families_ = family_names()
     if families is not None:
@@ -293,13 +294,14 @@ def select(families=None, precisions=None):
         if bad:
             raise ValueError(f"dtype: unknown {', '.join(map(repr, bad))}; choose from "
                              f"{', '.join(PRECISIONS)} (float32 also selects complex64, float64 complex128)")
+    used = {u for f in families_ for u in USES.get(f, ())}
     _import([m for m in kernel_modules() if family_of(m) in families_])
     out = []
     for k in list(REGISTRY):
         if k.family not in families_ or k.signatures is None:
             continue
         for i in range(len(k.signatures)):
-            if precisions is None or k.precision(i) in (None, *precisions):
+            if precisions is None or k.family in used or k.precision(i) in (None, *precisions):
                 out.append((k, i))
     order = {f: j for j, f in enumerate(known)}
     return sorted(out, key=lambda ki: order[ki[0].family])  # stable: registry order within a family

@@ -39,7 +39,6 @@ def _sig(dt, nscal):
     return types.void(_arr(dt), _u64, _u64, _u64, _u64, *([dt] * nscal), _i64, _i64)
 
 
-@kernel([_sig(types.float32, 1), _sig(types.float64, 1)])
 def _normal_items(out, k0, k1, c2_start, c3_base, std, t0, t1):
     """Items t0 .. t1-1 of out: std · N(0, 1) values of stream (c2_start + a, c3_base + s)."""
     nmat, nsub, nval = out.shape
@@ -55,7 +54,6 @@ def _normal_items(out, k0, k1, c2_start, c3_base, std, t0, t1):
         fill_normal(out[m, s], v0, v0, n, c2, c3, k0, k1, std)
 
 
-@kernel([_sig(types.float32, 3), _sig(types.float64, 3)])
 def _uniform_items(out, k0, k1, c2_start, c3_base, mul, add, scale, t0, t1):
     """Items t0 .. t1-1 of out: (u · mul + add) · scale, u ~ U[0, 1) of stream (c2_start + a, c3_base + s)."""
     nmat, nsub, nval = out.shape
@@ -71,7 +69,6 @@ def _uniform_items(out, k0, k1, c2_start, c3_base, mul, add, scale, t0, t1):
         fill_uniform(out[m, s], v0, v0, n, c2, c3, k0, k1, mul, add, scale)
 
 
-@kernel([_sig(types.float32, 2), _sig(types.float64, 2)])
 def _truncated_items(out, k0, k1, c2_start, c3_base, bound, std, t0, t1):
     """Items t0 .. t1-1 of out: std · the truncated normal stream (redraws while |z| > bound), in one pass
     per item (the redraws read the item's normals while they are in cache)."""
@@ -88,7 +85,6 @@ def _truncated_items(out, k0, k1, c2_start, c3_base, bound, std, t0, t1):
         fill_truncated(out[m, s], v0, v0, n, c2, c3, k0, k1, bound, std)
 
 
-@kernel([_sig(types.float32, 2), _sig(types.float64, 2)])
 def _redraw_items(out, k0, k1, c2_start, c3_base, bound, std, t0, t1):
     """Items t0 .. t1-1 of out, which holds the plain normals: redraw |z| > bound, scale by std."""
     nmat, nsub, nval = out.shape
@@ -105,13 +101,21 @@ def _redraw_items(out, k0, k1, c2_start, c3_base, bound, std, t0, t1):
 
 
 
-def _run(kern, out3, *args):
+# One kernel per (function, dtype), each with one signature: a float32 program compiles only float32 code,
+# and `rinit-fast compile --dtype float32` still selects the float64 fills that float32 calls use (the
+# spectral start vectors are float64 draws): a single-signature kernel is selected for every precision.
+_KERNELS = {(fn.__name__, dt.name): kernel(_sig(dt, n))(fn)
+            for fn, n in ((_normal_items, 1), (_uniform_items, 3), (_truncated_items, 2), (_redraw_items, 2))
+            for dt in (types.float32, types.float64)}
+
+
+def _run(fn, out3, *args):
     """Run a per-item kernel over every item of out3 on the CPU threads."""
     nmat, nsub, nval = out3.shape
     items = nmat * nsub * (-(-nval // CHUNK))
     if items == 0:
         return
-    d = kern.dispatcher_for(out3)
+    d = _KERNELS[fn.__name__, out3.dtype.name].dispatcher
     if items == 1 or out3.size <= SERIAL_VALUES:
         d(out3, *args, 0, items)
     else:
