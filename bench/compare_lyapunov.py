@@ -19,8 +19,9 @@ Wall-clock figures depend on how much of the two cores the process gets (the loa
 the CPU time per matrix-step (all threads) is the work done and moves much less.
 
 Also printed: the machine's GEMM ceiling (NumPy sgemm/dgemm 1536³, 1 and 2 BLAS threads), and the two
-parts of a step at n = 64 (k = 64) and n = 256 (k = 32, 256): the GEMM as the kernel calls it (SciPy's
-BLAS, one thread) and the QR with Q formed, the kernel's blocked Householder against LAPACK's
+parts of a step at n = 64 (k = 64) and n = 256 (k = 32, 256): the GEMM as the kernel runs it (the frame
+packed in panels, kernels/cpu/packed_gemm.py's micro-kernel; NumPy's matmul on one BLAS thread beside it)
+and the QR with Q formed, the kernel's blocked Householder against LAPACK's
 xGEQRF + xORGQR (SciPy, one thread), in µs and GFLOP/s (QR with Q: 4nk² - 4k³/3 flops).
 """
 from __future__ import annotations
@@ -80,16 +81,21 @@ def gemm_ceiling(ctl, repeat):
 
 
 def parts(repeat):
-    """Rows (n, k, GEMM µs, GEMM GFLOP/s, own QR µs, own GFLOP/s, LAPACK QR µs, LAPACK GFLOP/s): float32,
-    one thread, CPU time."""
+    """Rows (n, k, GEMM µs, GEMM GFLOP/s, NumPy matmul µs, own QR µs, own GFLOP/s, LAPACK QR µs,
+    LAPACK GFLOP/s): float32, one thread, CPU time.  The GEMM is the kernel's (the frame packed in panels,
+    packed_gemm's micro-kernel); NumPy's matmul (BLAS, one thread, with its ~1 µs of call overhead) is the
+    reference it replaced."""
     import scipy.linalg.lapack as la
     from rinit_fast.kernels.cpu import lyapunov as K
     from rinit_fast.kernels.cpu import threads
 
+    from rinit_fast.kernels.cpu.packed_gemm import aligned_empty, gemm_packed, panel_width
+
     @numba.njit(nogil=True)
-    def gemm_loop(fptr, W, F, C, ncol, giargs, scal, chars, reps):
+    def gemm_loop(W, F, P, C, reps):             # the kernel's product: the frame in panels, the micro-kernel
         for _ in range(reps):
-            K.gemm(fptr, W, 0, F, C, ncol, giargs, scal, chars)
+            K.pack_frame(F, P)
+            gemm_packed(W, P, C, W.shape[0], W.shape[0])
 
     @numba.njit(nogil=True)
     def qr_loop(A0, A, V, T, Y, w, logr, nrm, n, k, reps):
@@ -103,19 +109,21 @@ def parts(repeat):
     with threads.blas_single_thread():
         for n, k in ((64, 64), (256, 32), (256, 256)):
             kp = -(-k // 16) * 16
-            W = (rng.standard_normal((1, n, n)) / np.sqrt(n)).astype(dt)
-            F = np.zeros((n, kp), dt)
+            kw = K.frame_width(k, dt)
+            W = (rng.standard_normal((n, n)) / np.sqrt(n)).astype(dt)
+            F = aligned_empty((n, kw), dt)
+            F[:] = 0
             F[:, :k] = np.linalg.qr(rng.standard_normal((n, k)))[0]
-            C = np.zeros_like(F)
-            fptr = K.addresses(dt)
-            giargs = np.array([k, n, kp, 0], np.int32)
-            scal = np.array([1, 0], dt)
-            chars = np.array([78, 78], np.uint8)
+            C = aligned_empty((n, kw), dt)
+            P = aligned_empty((kw // panel_width(dt), n, panel_width(dt)), dt)
             reps = max(5, int(3e8 / (2 * n * n * k)))
-            gemm_loop(fptr, W, F, C, k, giargs, scal, chars, 1)
-            _, wg = best(lambda: gemm_loop(fptr, W, F, C, k, giargs, scal, chars, reps), repeat)
+            gemm_loop(W, F, P, C, 1)
+            _, wg = best(lambda: gemm_loop(W, F, P, C, reps), repeat)
             tg = wg / reps
-            A0 = np.ascontiguousarray(C)
+            Fk, Ck = np.ascontiguousarray(F[:, :k]), np.empty((n, k), dt)
+            _, wb = best(lambda: [np.matmul(W, Fk, out=Ck) for _ in range(reps)], repeat)
+            tb = wb / reps
+            A0 = np.ascontiguousarray(C[:, :kp])
             A = A0.copy()
             V = np.zeros((n, kp), dt)
             T = np.zeros(((k + 3) // 4 + 1, 4, 4), dt)
@@ -137,8 +145,8 @@ def parts(repeat):
             _, wl = best(lapack, repeat)
             tl = wl / qreps
             fl_qr = 4 * n * k * k - 4 * k ** 3 / 3
-            rows.append((n, k, tg * 1e6, 2 * n * n * k / tg / 1e9, tq * 1e6, fl_qr / tq / 1e9, tl * 1e6,
-                         fl_qr / tl / 1e9))
+            rows.append((n, k, tg * 1e6, 2 * n * n * k / tg / 1e9, tb * 1e6, tq * 1e6, fl_qr / tq / 1e9,
+                         tl * 1e6, fl_qr / tl / 1e9))
     return rows
 
 
@@ -240,12 +248,12 @@ def main(argv=None):
     print("\n## GEMM ceiling: NumPy matmul 1536^3, GFLOP/s (per CPU second on 1 thread; of wall clock)")
     for dt, gc, g1, g2 in gemm_ceiling(ctl, args.repeat):
         print(f"{dt:8} 1 thread {gc:7.1f} per CPU s, wall: 1 thread {g1:7.1f}, 2 threads {g2:7.1f}")
-    print("\n## the parts of a step, float32, one thread, per CPU second: GEMM (SciPy BLAS, as the kernel "
-          "calls it) and QR with Q")
-    print(f"{'n':>4} {'k':>4} {'GEMM us':>9} {'GFLOP/s':>8} {'own QR us':>10} {'GFLOP/s':>8} "
-          f"{'LAPACK QR us':>13} {'GFLOP/s':>8}")
-    for n, k, tg, gg, tq, gq, tl, gl in parts(args.repeat):
-        print(f"{n:4} {k:4} {tg:9.1f} {gg:8.1f} {tq:10.1f} {gq:8.1f} {tl:13.1f} {gl:8.1f}")
+    print("\n## the parts of a step, float32, one thread, per CPU second: GEMM W F (the kernel's packed "
+          "micro-kernel; NumPy matmul for reference) and QR with Q")
+    print(f"{'n':>4} {'k':>4} {'GEMM us':>9} {'GFLOP/s':>8} {'matmul us':>10} {'own QR us':>10} "
+          f"{'GFLOP/s':>8} {'LAPACK QR us':>13} {'GFLOP/s':>8}")
+    for n, k, tg, gg, tb, tq, gq, tl, gl in parts(args.repeat):
+        print(f"{n:4} {k:4} {tg:9.1f} {gg:8.1f} {tb:10.1f} {tq:10.1f} {gq:8.1f} {tl:13.1f} {gl:8.1f}")
     compare(64, 64, batch, steps, args.repeat, ctl, args.quick)
     big_steps = max(50, steps // 20)
     compare(256, 32, min(batch, 4), big_steps, args.repeat, ctl, args.quick)

@@ -544,10 +544,7 @@ def lyapunov_weights(W):
         raise TypeError(f"W must be real (float32 or float64), got dtype {W.dtype}: the exponents of "
                         f"rf.lyapunov are those of a real recurrence; pass W.real, or the real 2n x 2n form "
                         f"[[Re W, -Im W], [Im W, Re W]] of a complex linear map")
-    if W.ndim in (2, 3) and W.dtype.name not in _REAL:
-        raise TypeError(f"W must be float32 or float64, got dtype {W.dtype}; convert with "
-                        f"W.astype('float32') or W.astype('float64')")
-    return unroll_weights(W)
+    return unroll_weights(W)     # shapes, dtype, finiteness, max|W|·n: rf.unroll's checks
 
 
 def lyapunov_k(k, n):

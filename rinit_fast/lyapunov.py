@@ -6,7 +6,6 @@ the speed.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,10 +14,10 @@ from . import _validate
 from .rng import Purpose, _fill, counter_word3, key_words
 from .spec import activations
 from .spec import lyapunov as spec
+from .spec import unroll as unroll_spec
+from .unroll import _split_scale   # h = g·2**e, as rf.unroll splits its initial states
 
 __all__ = ["lyapunov", "LyapunovResult", "measure"]
-
-_FLOOR_MIN = {np.dtype(np.float32): -100, np.dtype(np.float64): -1000}
 
 
 @dataclass(frozen=True)
@@ -68,18 +67,6 @@ class LyapunovResult:
     reortho_every: int
 
 
-def _split_scale(h, floor):
-    """h (A, B, n) → (g, e): h = g·2**e exactly, ||g|| in [1/2, 1) (or 0), e >= floor."""
-    a = np.abs(h).max(axis=-1).astype(np.float64)
-    _, ea = np.frexp(a)
-    hs = np.ldexp(h.astype(np.float64), -ea[..., None])
-    _, en = np.frexp(np.sqrt(np.einsum("...i,...i->...", hs, hs)))
-    e = np.where(a > 0, ea.astype(np.int64) + en, 0).astype(np.int64)
-    e = np.maximum(e, floor)
-    g = np.ascontiguousarray(np.ldexp(h, -e[..., None]).astype(h.dtype, copy=False))
-    return g, np.ascontiguousarray(e)
-
-
 def lyapunov(W, k=None, *, steps, warmup=None, nonlinearity="linear", inputs=None, input_scale=1.0, U=None,
              b=None, h0=None, reortho_every=1, realizations=1, record_every=None, seed=0, start=0):
     """The k largest Lyapunov exponents of h_t = f(W h_{t-1} + U x_t + b), for every matrix and realisation.
@@ -118,57 +105,29 @@ def lyapunov(W, k=None, *, steps, warmup=None, nonlinearity="linear", inputs=Non
     nonlin = _validate.nonlinearity(nonlinearity)
     sigma = _validate.nonneg_finite(input_scale, "input_scale")
     code = activations.code(nonlin)
-    NP = -(-n // spec.LANES) * spec.LANES
-    UT = np.zeros((0, NP), dt)
-    d = n
+    # inputs, U, b, h0: rf.unroll's rules, checks and bound (spec/unroll.py, _validate.py's unroll section)
+    inputs = _validate.unroll_inputs_kind(inputs)
+    mode = unroll_spec.mode_of(inputs)
+    UT = np.zeros((0, n), dt)
     if U is not None:
-        Ua = _validate.unroll_matrix_U(U, n, dt)
-        d = Ua.shape[1]
-        UT = np.zeros((d, NP), dt)
-        UT[:, :n] = Ua.T
+        UT = np.ascontiguousarray(_validate.unroll_matrix_U(U, n, dt).T)
+    d = UT.shape[0] or n
     bias = np.zeros(0, dt) if b is None else _validate.unroll_bias(b, n, dt)
-    if isinstance(inputs, str):
-        if inputs != "gaussian":
-            raise ValueError(f'inputs must be "gaussian", None or an array, got {inputs!r}')
-        mode = "gaussian"
-    elif inputs is None:
-        mode = None
-    else:
-        mode = "array"
     xarr = np.zeros((1, 1, 1, 1), dt)
-    if mode == "array":
+    if mode == unroll_spec.ARRAY:
         xarr = _validate.unroll_inputs(inputs, steps, d, nb, R, batched, dt)
-    if steps * d >= _validate.UNROLL_MAX_VALUES:
-        raise ValueError(f"steps·d = {steps * d} exceeds the {_validate.UNROLL_MAX_VALUES} values of one "
-                         f"input stream; run shorter trajectories")
-    if k * n >= _validate.UNROLL_MAX_VALUES:   # pragma: no cover - k·n <= n² never gets there in memory
-        raise ValueError("k·n exceeds the values of one stream")
+    _validate.unroll_stream_length(steps, d)
     g0_in = None if h0 is None else _validate.unroll_rows(h0, "h0", n, nb, R, batched, dt)
-
-    # bound on |U x_t + b| → the lowest exponent of the scaled state (as rf.unroll)
-    if mode is None:
-        xmax = 0.0
-    elif mode == "gaussian":
-        xmax = sigma * spec.GAUSS_MAX
-    else:
-        xmax = sigma * float(np.abs(xarr).max(initial=0.0))
-    if U is not None:
-        xmax *= float(np.abs(UT.astype(np.float64)).sum(axis=0).max())
-    bound = xmax + (float(np.abs(bias).max()) if bias.size else 0.0)
-    top = float(np.finfo(dt).max) * 2.0 ** -10
-    if not bound < top or sigma * spec.GAUSS_MAX >= top:
-        raise ValueError(f"the inputs are too large for {dt.name}: |U x_t + b| may reach {bound:.3g} "
-                         f"(input_scale={sigma:g}); scale them down or use float64")
-    e_floor = max(math.frexp(bound)[1], _FLOOR_MIN[dt]) if bound > 0 else spec.NO_FLOOR
+    bound = unroll_spec.input_bound(mode, sigma, xarr, UT, bias)
+    _validate.unroll_input_bound(bound, sigma, dt)
+    e_floor = unroll_spec.e_floor(bound, dt)
 
     K = spec.n_records(steps, warmup, rec)
-    kp = -(-(k + int(code != spec.LINEAR)) // spec.LANES) * spec.LANES
-    from .kernels.cpu import threads
-    nx = min(max(1, 512 // d), steps) * d                    # Gaussian inputs drawn per call
-    work = (3 * n * kp + 8 * max(kp, n + 16, nx, k * n) + 16 * (k // 4 + 2) + 4 * kp) * dt.itemsize \
-        + 32 * max(k, kp)                          # one item's work arrays (kernels/cpu/lyapunov.py)
+    from .kernels.cpu import lyapunov as kern, threads
+    work = kern.work_bytes(n, k, d, UT.shape[0], steps, dt)     # one item's work arrays
     nbytes = (nb * R * (8 * k * (2 + spec.NBLOCKS + K) + n * dt.itemsize + 16)    # outputs, initial states
               + nb * n * n * 8                                                 # the float64 copy (slogdet)
+              + nb * (n + UT.shape[0]) * (n + 32) * dt.itemsize                # [Wᵀ; Uᵀ] packed
               + threads.nthreads() * work)                                     # one item per thread
     _validate.memory(nbytes, f"lyapunov(W {tuple(W3.shape)}, k={k}, realizations={R}, "
                              f"record_every={record_every})")
@@ -176,7 +135,7 @@ def lyapunov(W, k=None, *, steps, warmup=None, nonlinearity="linear", inputs=Non
     # initial states h = g·2**e (the frame is drawn inside the kernel)
     if g0_in is None:
         h = np.zeros((nb, R, n), dt)
-        if mode is None:
+        if mode == unroll_spec.NO_INPUT:
             _fill("normal", h, seed, start, Purpose.H0, 0)
     else:
         h = np.ascontiguousarray(np.broadcast_to(g0_in, (nb, R, n)))
@@ -184,7 +143,7 @@ def lyapunov(W, k=None, *, steps, warmup=None, nonlinearity="linear", inputs=Non
 
     k0, k1 = key_words(seed)
     plan = spec.plan(n=n, k=k, d=d, steps=steps, warmup=warmup, reortho_every=every, record_every=rec,
-                     mode=spec.MODES[mode], nonlin=code, nbias=bias.shape[0], e_floor=e_floor, c2_start=start,
+                     mode=mode, nonlin=code, nbias=bias.shape[0], e_floor=e_floor, c2_start=start,
                      c3_inputs=counter_word3(Purpose.INPUTS, 0),
                      c3_frame=counter_word3(Purpose.V0, 0), k0=k0, k1=k1)
     return _run(W3, UT, bias, xarr, G0, E0, plan, sigma, batched, steps, warmup, every, rec)

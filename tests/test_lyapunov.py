@@ -484,6 +484,70 @@ def test_measure_for_studies():
     assert out["lyap_kaplan_yorke"].shape == (2, 2)
 
 
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("n,k", [(37, 5), (64, 13), (20, 20), (70, 33), (9, 1)])
+def test_frame_product_routes_agree_bit_for_bit(dt, n, k):
+    """The kernel's two ways of forming W F (W times the frame in panels; the transposed frame times the
+    packed Wᵀ, for frames narrower than a panel) give the same bits: one chain of fused multiply-adds over
+    each row of W, in order (kernels/cpu/packed_gemm.py), so the route never changes a result."""
+    from rinit_fast.kernels.cpu import lyapunov as K
+    from rinit_fast.kernels.cpu.packed_gemm import aligned_empty, gemm_packed, pack_panels, panel_width
+    rng = np.random.default_rng([n, k])
+    nr, kw = panel_width(dt), K.frame_width(k, dt)
+    W = rng.standard_normal((n, n)).astype(dt)
+    F = np.zeros((n, kw), dt)
+    F[:, :k] = rng.standard_normal((n, k))
+    P = aligned_empty((kw // nr, n, nr), dt)
+    K.pack_frame(F, P)
+    C = aligned_empty((n, kw), dt)
+    gemm_packed(W, P, C, n, n)
+    PW = pack_panels(np.ascontiguousarray(W.T), dt)
+    CT = aligned_empty((k, PW.shape[0] * nr), dt)
+    gemm_packed(np.ascontiguousarray(F[:, :k].T), PW, CT, n, k)
+    np.testing.assert_array_equal(C[:, :k], CT[:, :n].T)
+    np.testing.assert_array_equal(C[:, k:], 0)
+    np.testing.assert_allclose(C[:, :k], W.astype(np.float64) @ F[:, :k], rtol=0, atol=4 * n * U_ROUND[dt]
+                               * (np.abs(W).astype(np.float64) @ np.abs(F[:, :k])).max())
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+@pytest.mark.parametrize("use_u", [False, True])
+def test_state_is_unroll_state_bit_for_bit(dt, nonlinearity, use_u):
+    """The kernel's state step (kernels/cpu/lyapunov.py ``state_step``) is rf.unroll's: replayed from the
+    same initial split h0 = g·2**e, with the same inputs, U and b, it ends on rf.unroll's final_state and
+    final_exponent bit for bit (a growing relu state included: the exponent moves)."""
+    from rinit_fast.kernels.cpu import lyapunov as K
+    from rinit_fast.kernels.cpu.packed_gemm import aligned_empty, pack_panels, panel_width
+    from rinit_fast.spec import activations
+    from rinit_fast.spec import unroll as uspec
+    from rinit_fast.unroll import _split_scale
+    rng = np.random.default_rng([len(nonlinearity), int(use_u), np.dtype(dt).itemsize])
+    n, steps, scale = 23, 200, 0.7
+    d = 7 if use_u else n
+    W = (1.3 * rng.standard_normal((n, n)) / np.sqrt(n)).astype(dt)
+    U = rng.standard_normal((n, d)).astype(dt) if use_u else None
+    b = (0.2 * rng.standard_normal(n)).astype(dt)
+    x = rng.standard_normal((steps, d)).astype(dt)
+    h0 = (5 * rng.standard_normal(n)).astype(dt)
+    u = rf.unroll(W, steps, inputs=x, input_scale=scale, U=U, b=b, h0=h0, nonlinearity=nonlinearity)
+    UT = np.zeros((0, n), dt) if U is None else np.ascontiguousarray(U.T)
+    e_floor = uspec.e_floor(uspec.input_bound(uspec.ARRAY, scale, x, UT, b), dt)
+    G0, E0 = _split_scale(h0[None, None], e_floor)
+    PW = pack_panels(np.concatenate([W.T, UT]), dt)
+    A = aligned_empty((1, n + UT.shape[0]), dt)
+    A[:] = 0
+    A[0, :n] = G0[0, 0]
+    Z = aligned_empty((1, -(-n // panel_width(dt)) * panel_width(dt)), dt)
+    E = E0[0].copy()
+    XB = x.reshape(-1).copy()
+    for t in range(steps):
+        K.state_step(PW, A, Z, E, XB, t * d, b, activations.code(nonlinearity), True, n, UT.shape[0],
+                     float(dt(scale)), e_floor, np.zeros(n, dt), np.zeros(uspec.LANES), np.zeros((1, 1)))
+    np.testing.assert_array_equal(A[0, :n], u.final_state[0])
+    assert E[0] == u.final_exponent[0]
+
+
 # --- errors -----------------------------------------------------------------------------------------------
 def test_errors():
     W = np.eye(5, dtype=np.float32)
@@ -529,6 +593,10 @@ def test_errors():
         lyapunov(W, steps=10, inputs="uniform")
     with pytest.raises(ValueError, match="seed"):
         lyapunov(W, steps=10, seed=-1)
+    with pytest.raises(ValueError, match="inputs are too large for float32"):     # rf.unroll's bound
+        lyapunov(W, steps=10, inputs="gaussian", input_scale=1e37)
+    with pytest.raises(ValueError, match="steps·d"):
+        lyapunov(W, steps=2 ** 48, inputs="gaussian", U=np.ones((5, 4)))
 
 
 def test_edge_of_chaos_report(tmp_path):

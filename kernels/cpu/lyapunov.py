@@ -3,16 +3,22 @@
 A work item is one matrix ``m`` and one realisation ``r``: the state h_t = f(W h_{t-1} + U x_t + b) and
 an n x k tangent frame F_t = D_t W F_{t-1}, re-orthonormalised by QR at the steps that
 ``rinit_fast.spec.lyapunov.qr_due`` names; log|R_cc| is summed per frame column.  Items run on the
-shared thread pool (kernels/cpu/threads.py) with BLAS pinned to one thread; an item's bits never depend
-on the thread, the batch or its position in it.  The control logic (schedule, records, blocks, plan
-layout) is the spec's (rinit_fast/spec/lyapunov.py); this module is the arithmetic.
+shared thread pool (kernels/cpu/threads.py); an item's bits never depend on the thread, the batch or its
+position in it.  The control logic (schedule, records, blocks, plan layout) is the spec's
+(rinit_fast/spec/lyapunov.py); this module is the arithmetic.
 
-Layout and the step.  The frame is row-major (n, KP): columns 0..k-1 the frame, column k the state
-(tanh, relu), the rest zero (KP = k or k + 1 rounded up to 16).  One BLAS GEMM per step gives
-C = W [F | g] (k + 1 columns); then, row by row, the pre-activation z = C[:, k] + (U x_t + b) 2**-e, the
-new state and D_t, and C[i, :k] *= D_t[i].  A QR step factors C in place and leaves the new frame in
-C; other steps rescale C's columns by powers of two (exactly) so nothing overflows, and carry the
-exponents into the next QR's logs.  Then C and F swap roles.
+The step. The frame is row-major (n, KW): columns 0..k-1, the rest zero (KW: k rounded up to the QR's
+16-column blocks and to whole panels of the product). The state is rf.unroll's, step for step
+(``state_step``: the same operations as kernels/cpu/unroll.py's time loop, so the same bits): h = g·2**e,
+z = [g | x_t·cx] @ [Wᵀ; Uᵀ] + b·2**-e with [Wᵀ; Uᵀ] packed once (kernels/cpu/packed_gemm.py),
+g = max(z, 0) or ``tanh_scaled``, the exact power-of-two renormalisation of ``norm_rows``, e never below the
+plan's EFLOOR; the inputs are staged by unroll's ``draw_inputs`` (the stream body, kernels/cpu/stream.py).
+linear: no state at all (D_t = I: the exponents do not depend on the trajectory). The frame's product
+C = W F is packed_gemm's micro-kernel too (W times the frame packed in panels; for k < NR the transposed frame
+times the packed Wᵀ, the same bits): every entry one chain of fused multiply-adds, so the bits do not depend
+on the BLAS, the instruction set or the thread. Then C[i, :k] *= f'(y_i). A QR step factors C in place and
+leaves the new frame in C; other steps rescale C's columns by powers of two (exactly) so nothing overflows,
+and carry the exponents into the next QR's logs. Then C and F swap roles.
 
 QR.  Householder QR (LAPACK's conventions: R_jj = -sign(alpha)·||x||) with the frame's rows contiguous,
 so that every reflector update is vectorised across columns, blocked by panels of four reflectors
@@ -22,18 +28,8 @@ a scalar epilogue per row, on rows of 16-64 elements (2x slower), and LAPACK's x
 xGELQF + xORGLQ on this layout) took 4x as long at n = k = 64, 1.3-1.4x at n = k = 256 and 1.1-1.3x at
 n = 256, k = 32 (bench/NOTES.md "Lyapunov").
 Each output is a fixed chain of fused multiply-adds, so its bits do not depend on the thread or the
-batch.
-
-State.  tanh: g = tanh(y) with y the true pre-activation (|g| <= 1, exponent 0 after the first step).
-relu: h = g·2**e as in rf.unroll (docs/unroll.md): z = W g + (U x + b)·2**-e, g = max(z, 0), g rescaled
-by 2**-s when ||g|| leaves [2**-20, 2**20] (exactly: powers of two), e never below the plan's EFLOOR.
-linear: no state at all (D_t = I: the exponents do not depend on the trajectory).  The inputs are
-drawn from the stream through kernels/cpu/stream.py (``fill_normal``): values (t-1)·d .. t·d - 1 of
-(c2 = C2START + m, c3 = C3INPUTS + r), the layout of rf.unroll, several steps per call.
-
-The GEMM is SciPy's BLAS (``scipy.linalg.cython_blas``), called through its address (``_call`` below:
-an address passed as an argument keeps the compiled kernel cacheable; a ctypes function object would be
-a "dynamic global" and disable Numba's cache).
+batch.  The IR is written for the Numba and llvmlite versions of packed_gemm's guard
+(``packed_gemm.check_versions()``, called at import: the project's one version guard).
 """
 from __future__ import annotations
 
@@ -44,65 +40,37 @@ import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
-from numba.extending import get_cython_function_address, intrinsic, overload
+from numba.extending import intrinsic
 
 from rinit_fast.spec import lyapunov as S
+from rinit_fast.spec.activations import LINEAR, RELU
+from rinit_fast.spec.stream import VALUES_PER_BLOCK
+from rinit_fast.spec.unroll import GEN_VALUES, LN2, NO_INPUT
+from rinit_fast.spec.unroll import LANES as ACC_LANES
 
-from . import threads
+from . import packed_gemm, threads
 from ._jit import _COMMON, device, kernel
-from .stream import fill_normal
+from .packed_gemm import aligned_empty, gemm_packed, pack_panels, panel_width
+from .stream import SUPER, fill_normal
+# rf.unroll's step of the state h = g·2**e (the same operations, so the same bits) and its helpers
+from .unroll import cast_like as like
+from .unroll import draw_inputs, norm_rows, pow2, renorm_exponent, tanh_scaled
+
+packed_gemm.check_versions()     # the IR below (intrinsics, cgutils) sits behind the project's one guard
 
 _called = numba.njit(**_COMMON)   # helpers: compiled once per signature, called (not inlined)
 
 BL = S.LANES
-_HI = 2.0 ** (2 * S.RENORM_EXP)
-_LO = 2.0 ** (-2 * S.RENORM_EXP)
-LN2 = S.LN2
 LOG4 = math.log(4.0)
 M32 = np.uint64(0xFFFFFFFF)
-GEN_VALUES = 512        # Gaussian inputs drawn per call of the stream (several steps when d is small)
 
 # plan fields (rinit_fast/spec/lyapunov.py)
 P_N, P_K, P_KP, P_D, P_STEPS, P_WARMUP, P_REORTHO, P_RECORD, P_NREC, P_MODE, P_NONLIN, P_NBIAS, \
     P_EFLOOR, P_NBLOCKS, P_C2START, P_C3INPUTS, P_C3FRAME, P_K0, P_K1 = (S.PLAN[f] for f in S.PLAN_FIELDS)
-LINEAR, TANH, RELU = S.LINEAR, S.TANH, S.RELU
-GAUSSIAN, ARRAY = S.GAUSSIAN, S.ARRAY
 
 _qr_due = device(S.qr_due)               # the spec's schedule, inlined (tiny functions: a call of its own
 _record_index = device(S.record_index)   # cost more compile time than the body)
 _block_of = device(S.block_of)
-
-
-# --- BLAS through its address --------------------------------------------------------------------
-@intrinsic
-def _call(typingctx, addr, args):
-    """Call the C function (void, every argument a pointer: the Fortran ABI of SciPy's cython_blas) at
-    integer address ``addr`` with the integer addresses in the tuple ``args``."""
-    if not isinstance(args, types.BaseTuple):
-        return None
-    nargs = len(args)
-    sig = types.void(addr, args)
-
-    def codegen(context, builder, signature, llargs):
-        i8p = ir.IntType(8).as_pointer()
-        fnty = ir.FunctionType(ir.VoidType(), [i8p] * nargs)
-        fn = builder.inttoptr(llargs[0], fnty.as_pointer())
-        vals = cgutils.unpack_tuple(builder, llargs[1], nargs)
-        builder.call(fn, [builder.inttoptr(v, i8p) for v in vals])
-        return context.get_dummy_value()
-    return sig, codegen
-
-
-_ADDR = {}
-
-
-def addresses(dtype):
-    """int64 array [xgemm] of SciPy's BLAS for float32 or float64."""
-    p = "s" if np.dtype(dtype) == np.float32 else "d"
-    if p not in _ADDR:
-        _ADDR[p] = np.array([get_cython_function_address("scipy.linalg.cython_blas", p + "gemm")],
-                            dtype=np.int64)
-    return _ADDR[p]
 
 
 # --- 16-column block primitives (LLVM IR on <16 x T> vectors) ----------------------------------------
@@ -125,14 +93,6 @@ def _vec_helpers(context, builder, fty, nm):
     def splat(s):
         return builder.shuffle_vector(builder.insert_element(undef, s, ir.Constant(i32, 0)), undef, mask)
     return vty, fma, splat
-
-
-def _xload(builder, x, xndim, xo, i):
-    """X[xo + i] (1-D X) or X[i, xo] (2-D X, C-contiguous) as a scalar."""
-    if xndim == 1:
-        return builder.load(builder.gep(x.data, [builder.add(xo, i)]))
-    ldx = cgutils.unpack_tuple(builder, x.shape, 2)[1]
-    return builder.load(builder.gep(x.data, [builder.add(builder.mul(i, ldx), xo)]))
 
 
 def _loop(builder, intp, start, stop, step, carried, body):
@@ -161,81 +121,6 @@ def _loop(builder, intp, start, stop, step, carried, body):
     builder.branch(head)
     builder.position_at_end(done)
     return i, phis
-
-
-@intrinsic
-def _vgemv(typingctx, A, X, xo, r0, r1, c, out):
-    """out[c:c+16] = sum over r0 <= i < r1 of x_i · A[i, c:c+16], x_i = X[xo + i] (1-D X) or X[i, xo]
-    (2-D X).  Accumulator q takes the rows r0 + 2m + q, the last odd row going to accumulator 0; the
-    result is a0 + a1: a fixed order, the same bits every call."""
-    fty, nm = _ftype(A.dtype)
-    if fty is None:
-        return None
-    xndim = X.ndim
-    sig = types.void(A, X, xo, r0, r1, c, out)
-
-    def codegen(context, builder, signature, args):
-        intp = context.get_value_type(types.intp)
-
-        def iv(q):
-            return context.cast(builder, args[q], signature.args[q], types.intp)
-        a = context.make_array(signature.args[0])(context, builder, args[0])
-        x = context.make_array(signature.args[1])(context, builder, args[1])
-        o = context.make_array(signature.args[6])(context, builder, args[6])
-        ld = cgutils.unpack_tuple(builder, a.shape, 2)[1]
-        xo_, r0v, r1v, cv = iv(2), iv(3), iv(4), iv(5)
-        vty, fma, splat = _vec_helpers(context, builder, fty, nm)
-        vptr = vty.as_pointer()
-        zero = ir.Constant(vty, [0.0] * BL)
-
-        def term(i, acc):
-            p = builder.gep(a.data, [builder.add(builder.mul(i, ld), cv)])
-            row = builder.load(builder.bitcast(p, vptr), align=4)
-            return builder.call(fma, [splat(_xload(builder, x, xndim, xo_, i)), row, acc])
-
-        def two(i, acc):
-            return [term(i, acc[0]), term(builder.add(i, ir.Constant(intp, 1)), acc[1])]
-        i, (a0, a1) = _loop(builder, intp, r0v, r1v, 2, [zero, zero], two)
-        i1, (b0,) = _loop(builder, intp, i, r1v, 1, [a0], lambda i, acc: [term(i, acc[0])])
-        builder.store(builder.fadd(b0, a1), builder.bitcast(builder.gep(o.data, [cv]), vptr), align=4)
-        return context.get_dummy_value()
-    return sig, codegen
-
-
-@intrinsic
-def _vger(typingctx, A, X, xo, r0, r1, c, w, s):
-    """A[i, c:c+16] -= x_i · (s · w[c:c+16]) for r0 <= i < r1, x_i as in _vgemv (one fused
-    multiply-add per entry)."""
-    fty, nm = _ftype(A.dtype)
-    if fty is None:
-        return None
-    xndim = X.ndim
-    sig = types.void(A, X, xo, r0, r1, c, w, s)
-
-    def codegen(context, builder, signature, args):
-        intp = context.get_value_type(types.intp)
-
-        def iv(q):
-            return context.cast(builder, args[q], signature.args[q], types.intp)
-        a = context.make_array(signature.args[0])(context, builder, args[0])
-        x = context.make_array(signature.args[1])(context, builder, args[1])
-        wa = context.make_array(signature.args[6])(context, builder, args[6])
-        sv = context.cast(builder, args[7], signature.args[7], signature.args[0].dtype)
-        ld = cgutils.unpack_tuple(builder, a.shape, 2)[1]
-        xo_, r0v, r1v, cv = iv(2), iv(3), iv(4), iv(5)
-        vty, fma, splat = _vec_helpers(context, builder, fty, nm)
-        vptr = vty.as_pointer()
-        wv = builder.load(builder.bitcast(builder.gep(wa.data, [cv]), vptr), align=4)
-        tw = builder.fmul(splat(sv), wv)
-
-        def body(i, _):
-            p = builder.bitcast(builder.gep(a.data, [builder.add(builder.mul(i, ld), cv)]), vptr)
-            xi = builder.fneg(_xload(builder, x, xndim, xo_, i))
-            builder.store(builder.call(fma, [splat(xi), tw, builder.load(p, align=4)]), p, align=4)
-            return []
-        _loop(builder, intp, r0v, r1v, 1, [], body)
-        return context.get_dummy_value()
-    return sig, codegen
 
 
 @intrinsic
@@ -520,7 +405,7 @@ def qr_own(A, V, T, Y, w, logr, nrm, n, k):
     Workspace: V (n, KP) zero on entry (v_j in column j, rows >= j), T (panels + 1, NB, NB) (the last one a
     scratch T^T), Y (NB, KP), w (KP,), nrm (KP,) float64.
     """
-    KP = min(A.shape[1], ((k + BL - 1) // BL) * BL)     # the blocks that hold frame columns (not the state's)
+    KP = min(A.shape[1], ((k + BL - 1) // BL) * BL)     # the blocks that hold frame columns
     Tm = T[T.shape[0] - 1]
     for j0 in range(0, k, NB):
         j1 = min(j0 + NB, k)
@@ -571,175 +456,102 @@ def qr_own(A, V, T, Y, w, logr, nrm, n, k):
         _block_update(A, V, j0, j0, n, (j0 // BL) * BL, KP, Y, T[j0 // NB])
 
 
-@_called
-def gemm(fptr, W, m, F, C, ncol, iargs, scal, chars):
-    """C[:, :ncol] = W[m] @ F[:, :ncol] (row-major (n, KP) buffers): in BLAS's column-major terms
-    C^T = F^T W^T, xGEMM('N', 'N', ncol, n, n, 1, F, KP, W[m], n, 0, C, KP).
-    iargs: int32 [ncol, n, KP, ...]; scal: [1, 0] in the dtype; chars: b'NN'."""
-    n = W.shape[1]
-    pi = np.uint64(iargs.ctypes.data)
-    ps = np.uint64(scal.ctypes.data)
-    pc = np.uint64(chars.ctypes.data)
-    pw = np.uint64(W.ctypes.data) + np.uint64(m * n * n * W.itemsize)
-    _1, _4, _8 = np.uint64(1), np.uint64(4), np.uint64(8)
-    iargs[0] = ncol
-    _call(fptr[0], (pc, pc + _1, pi, pi + _4, pi + _4, ps, np.uint64(F.ctypes.data), pi + _8, pw, pi + _4,
-                    ps + np.uint64(scal.itemsize), np.uint64(C.ctypes.data), pi + _8))
-
-
-def like(ref, x):
-    """``x`` converted to the dtype of the array ``ref`` (compile-time dispatch)."""
-
-
-@overload(like, inline="always")
-def _like_ov(ref, x):
-    if ref.dtype == types.float32:
-        return lambda ref, x: np.float32(x)
-    return lambda ref, x: np.float64(x)
-
-
-# --- scalar helpers --------------------------------------------------------------------------------------
-@device
-def pow2(k):
-    """2.0**k in float64 (0 or inf beyond its range)."""
-    if k > 1100:
-        return math.inf
-    if k < -1100:
-        return 0.0
-    return math.ldexp(1.0, k)
-
-
-@_called
-def tanh_d(y):
-    """(tanh y, tanh' y, log tanh' y) in float64, accurate everywhere: with q = e^{-2|y|},
-    tanh|y| = (1 - q)/(1 + q) = -expm1(-2|y|)/(2 + expm1(-2|y|)) (no cancellation near 0),
-    tanh' = 4q/(1 + q)^2 (no cancellation where tanh rounds to ±1), log tanh' = log 4 - 2|y| - 2 log1p(q)."""
-    a = abs(y)
-    em1 = math.expm1(-2.0 * a)
-    t = -em1 / (2.0 + em1)
-    q = 1.0 + em1
-    opq = 2.0 + em1
-    return (t if y >= 0 else -t), 4.0 * q / (opq * opq), LOG4 - 2.0 * a - 2.0 * math.log1p(q)
-
-
-@device
-def renorm_shift(s):
-    """k with ||x·2**-k||² in [1/4, 1) for a squared norm s > 0 (frexp: s = f·2**ex, f in [1/2, 1))."""
-    _, ex = math.frexp(s)
-    return (ex + 1) // 2
-
-
 # --- the parts of a step (separately compiled: one large function took longer to compile than its parts) --
 @_called
-def inputs_into(ux, xs, xo, UT, n, du):
-    """ux[:n] = U x (x = xs[xo:xo+d]; with UT (du, NP) the transposed, zero-padded U) or x itself (no U)."""
-    if du > 0:
-        for c in range(0, UT.shape[1], BL):
-            _vgemv(UT, xs, xo, 0, du, c, ux)
+def pack_frame(F, P):
+    """P[p, i, j] = F[i, p·NR + j]: the frame (n, >= npan·NR, zero past column k) in the panels of
+    packed_gemm (npan, n, NR), the right operand of the product W F."""
+    nr = P.shape[2]
+    for p in range(P.shape[0]):
+        c0 = p * nr
+        for i in range(F.shape[0]):
+            for j in range(nr):
+                P[p, i, j] = F[i, c0 + j]
+
+
+# --- the state: rf.unroll's step (kernels/cpu/unroll.py), one row -----------------------------------------
+@_called
+def state_step(PW, A, Z, E, XB, xo, bias, nonlin, inputs, n, du, sig64, e_floor, dvec, acc, dummy):
+    """One step of rf.unroll's recurrence for the state row A[0] = [g | x_t·cx] (h = g·2**E[0]), with the
+    same operations in the same order as kernels/cpu/unroll.py's ``run_item``, so the same bits:
+    z = [g | x_t·cx] @ [Wᵀ; Uᵀ] (packed_gemm, PW), + x_t·cx without U, + b·2**-e; g = f_e(z) (relu, or
+    ``tanh_scaled``); the renormalisation of ``norm_rows``.  x_t = XB[xo:xo+d] (unscaled),
+    cx = input_scale·2**-e.
+    Also dvec[i] = f'(y_i) (y the true pre-activation).  Returns the sum of log f'(y_i) (float64)."""
+    e = E[0]
+    cx = like(A, sig64 * pow2(-e))
+    if du > 0 and inputs:                        # the inputs enter the product: A[0, n:] = x_t·cx
+        for i in range(du):
+            A[0, n + i] = XB[xo + i] * cx
+    gemm_packed(A, PW, Z, n + du, 1)
+    if du == 0 and inputs:
+        for i in range(n):
+            A[0, i] = Z[0, i] + XB[xo + i] * cx
     else:
         for i in range(n):
-            ux[i] = xs[xo + i]
-
-
-@_called
-def state_step(C, g, e, ux, bias, nonlin, use_x, cx, n, k, e_floor, dvec):
-    """The state update after the product C = W [F | g]: z = C[:, k] + ux·cx + bias·2**-e, g = f(z) (scaled
-    by 2**-e for relu, unscaled for tanh), C[i, :k] *= f'(z_i), C[:, k] = 0.  Returns (new e, sum of
-    log f'(z_i))."""
-    nb = bias.shape[0]
-    cb = like(C, pow2(-e))
-    if nonlin == TANH:
+            A[0, i] = Z[0, i]
+    if bias.shape[0] > 0:
+        cb = like(A, pow2(-e))
+        for i in range(n):
+            A[0, i] = A[0, i] + bias[i] * cb
+    dsum = 0.0
+    if nonlin == RELU:
+        for i in range(n):
+            pos = A[0, i] > 0
+            if not pos:
+                A[0, i] = 0
+                dsum = -math.inf
+            dvec[i] = 1 if pos else 0
+    else:
+        # tanh: sum of log tanh'(y) = n log 4 - 2 sum|y| - 2 log prod(1 + q), q = e^{-2|y|}, 1 + q = 2/(1 +
+        # |tanh y|) (no cancellation where tanh' underflows); the product is formed in float64 (each factor in
+        # [1, 2]) and its log taken every 512 factors (no underflow, no per-unit log)
         s = pow2(e)
-        # sum of log tanh'(y) = n log 4 - 2 sum|y| - 2 log prod(1 + q): the product is formed in float64
-        # (each factor in [1, 2]) and its log taken every 512 factors (no underflow, no per-unit log)
+        inv = pow2(-e)
         sa = 0.0
         pq = 1.0
         lq = 0.0
         for i in range(n):
-            z = C[i, k]
-            if use_x:
-                z = z + ux[i] * cx
-            if nb > 0:
-                z = z + bias[i] * cb
-            y = np.float64(z) * s
-            a = abs(y)
-            em1 = math.expm1(-2.0 * a)
-            th = -em1 / (2.0 + em1)
-            opq = 2.0 + em1
-            g[i] = th if y >= 0 else -th
-            dvec[i] = like(C, 4.0 * (1.0 + em1) / (opq * opq))
-            sa += a
-            pq *= opq
+            z = np.float64(A[0, i])
+            gi, di = tanh_scaled(z, s, inv)
+            A[0, i] = gi
+            dvec[i] = like(A, di)
+            sa += abs(z * s)
+            pq *= 2.0 / (1.0 + abs(gi) * s)
             if (i & 511) == 511:
                 lq += math.log(pq)
                 pq = 1.0
         dsum = n * LOG4 - 2.0 * sa - 2.0 * (lq + math.log(pq))
-        e = 0
-    else:   # relu
-        ss = 0.0
-        dsum = 0.0
-        for i in range(n):
-            z = C[i, k]
-            if use_x:
-                z = z + ux[i] * cx
-            if nb > 0:
-                z = z + bias[i] * cb
-            if z > 0:
-                g[i] = z
-                dvec[i] = 1
-                zz = np.float64(z)
-                ss += zz * zz
-            else:
-                g[i] = 0
-                dvec[i] = 0
-                dsum = -math.inf
-        if ss > _HI or (0.0 < ss < _LO):
-            ne = max(e + renorm_shift(ss), e_floor)
-            sh = ne - e
-            while sh != 0:                       # g *= 2**-sh exactly, in steps of at most 2**±100
-                st = min(max(sh, -100), 100)
-                f = like(C, math.ldexp(1.0, -st))
-                for i in range(n):
-                    g[i] = g[i] * f
-                sh -= st
-            e = ne
-    KP = C.shape[1]
-    for i in range(n):
-        C[i, k] = 0
-        dv = dvec[i]
-        row = C[i]
-        for c in range(KP):
-            row[c] = row[c] * dv
-    return e, dsum
+    norm_rows(A, 1, n, E, e_floor, acc, False, dummy, 0, 0)
+    return dsum
 
 
 @_called
-def renorm_columns(C, k, colss, cfac, cexp):
+def renorm_columns(C, k, kp, colss, cfac, cexp):
     """Rescale the frame's columns by powers of two (exactly) when a squared norm leaves
-    [2**-40, 2**40], adding the shifts to cexp (the next QR's logs carry them)."""
+    [2**-40, 2**40], adding the shifts to cexp (the next QR's logs carry them).  Columns >= k are zero;
+    the loops run to kp (k rounded up to the QR's blocks)."""
     n = C.shape[0]
-    KP = C.shape[1]
-    for c in range(KP):
+    for c in range(kp):
         colss[c] = 0.0
     for i in range(n):
-        for c in range(KP):
+        for c in range(kp):
             v = np.float64(C[i, c])
             colss[c] += v * v
     any_ = False
-    for c in range(KP):
+    for c in range(kp):
         cfac[c] = 1
     for c in range(k):
         sc = colss[c]
-        if sc > _HI or (0.0 < sc < _LO):
-            sh = min(max(renorm_shift(sc), -120), 120)
+        sh = min(renorm_exponent(sc, 0, -120), 120)      # 0 while the norm is in [2**-20, 2**20]
+        if sh != 0:
             cexp[c] += sh
             cfac[c] = like(C, math.ldexp(1.0, -sh))
             any_ = True
     if any_:
         for i in range(n):
-            row = C[i]
-            for c in range(KP):
-                row[c] = row[c] * cfac[c]
+            for c in range(kp):
+                C[i, c] = C[i, c] * cfac[c]
 
 
 @device
@@ -760,12 +572,13 @@ def log_qr(logr, cexp, ssum, out_blocks, out_run, m, r, t, steps, warmup, record
 
 
 # --- the time loop of one trajectory ---------------------------------------------------------------------
-def run_item(W, UT, bias, xarr, G0, E0, plan, fptr, sigma, out_sum, out_blocks, out_run, out_logdet, m, r,
-             M3, T, Y, vec, v64, cexp, giargs, chars):
+def run_item(W, PW, bias, X, G0, E0, plan, sigma, out_sum, out_blocks, out_run, out_logdet, m, r, vpb, group,
+             M3, P, FT, CT, T, Y, vec, v64, cexp, A, Z, E, XB, acc, dummy):
     """Matrix m, realisation r: the whole time loop (see the module docstring).  Workspace (from
-    ``workspace``, zeroed): M3 (3, n, KP) the frame, the product and the reflectors; T, Y (qr_own);
-    vec (8, L) dtype vectors; v64 (4, L2) float64 vectors; cexp (k,) int64; giargs (4,) int32; chars (2,)
-    uint8."""
+    ``workspace``, zeroed): M3 (3, n, KW) the frame, the product and the reflectors; P the frame's panels
+    (k >= NR), FT (k, n) and CT (k, >= n) the transposed frame and product (k < NR); T, Y (qr_own); vec
+    (4, L) dtype vectors; v64 (4, L2) float64 vectors; cexp (k,) int64; the state's A (1, n + du),
+    Z (1, >= n), E (1,), XB (inputs of several steps), acc (LANES,), dummy (1, 1)."""
     n = plan[P_N]
     k = plan[P_K]
     KP = plan[P_KP]
@@ -779,83 +592,80 @@ def run_item(W, UT, bias, xarr, G0, E0, plan, fptr, sigma, out_sum, out_blocks, 
     e_floor = plan[P_EFLOOR]
     nblocks = plan[P_NBLOCKS]
     c2 = np.uint64(plan[P_C2START] + m) & M32
-    c3i = np.uint64(plan[P_C3INPUTS] + r)
+    c3i = np.uint64(plan[P_C3INPUTS])
     c3f = np.uint64(plan[P_C3FRAME] + r)
     k0 = np.uint64(plan[P_K0])
     k1 = np.uint64(plan[P_K1])
-    du = UT.shape[0]
+    du = A.shape[1] - n
     state = nonlin != LINEAR
-    ncol = k + 1 if state else k
-    one = like(W, 1)
+    inputs = mode != NO_INPUT
+    Wm = W[m]
+    PWm = PW[m if PW.shape[0] > 1 else 0]
+    Xm = X[m if X.shape[0] > 1 else 0]
     F = M3[0]
     C = M3[1]
     V = M3[2]
     w = vec[0]
-    g = vec[1]
-    dvec = vec[2]
-    ux = vec[3]
-    xb = vec[4]
-    tmp = vec[5]
-    cfac = vec[6]
-    scal = vec[7]
+    dvec = vec[1]
+    cfac = vec[2]
+    tmp = vec[3]
     logr = v64[0]
     ssum = v64[1]
     colss = v64[2]
     nrm = v64[3]
-    giargs[0] = ncol
-    giargs[1] = n
-    giargs[2] = KP
-    scal[0] = 1
-    chars[0] = 78                                        # 'N', 'N'
-    chars[1] = 78
 
     # the starting frame: column c = values c·n .. c·n + n - 1 of stream (c2, C3FRAME + r), orthonormalised
-    fill_normal(tmp, 0, 0, k * n, c2, c3f, k0, k1, one)
+    fill_normal(tmp, 0, 0, k * n, c2, c3f, k0, k1, like(W, 1))
     for i in range(n):
         for c in range(k):
             C[i, c] = tmp[c * n + i]
     qr_own(C, V, T, Y, w, logr, nrm, n, k)
     F, C = C, F
 
-    # the state h = g·2**e
-    e = E0[m, r]
+    # the state h = g·2**e (rf.unroll's representation), in A[0, :n] and E[0]
+    E[0] = E0[m, r]
     for i in range(n):
-        g[i] = G0[m, r, i]
-    if state:
-        for i in range(n):
-            F[i, k] = g[i]
-    S_ = min(max(1, GEN_VALUES // d), steps) if mode == GAUSSIAN else 1
-    mx = m if xarr.shape[0] > 1 else 0
-    rx = r if xarr.shape[1] > 1 else 0
-    sig = like(W, sigma)
-    xscale = one if mode == GAUSSIAN else sig     # Gaussian draws carry input_scale already
+        A[0, i] = G0[m, r, i]
+    spd = min(max(1, GEN_VALUES // d), steps) if inputs else 1    # spec.unroll.steps_per_draw
+    xbl = XB.shape[0]
+    sig64 = np.float64(sigma)
     logdet = 0.0
 
+    narrow = k < P.shape[2]          # the frame is narrower than one panel: multiply it transposed
     for t in range(1, steps + 1):
-        gemm(fptr, W, m, F, C, ncol, giargs, scal, chars)
-        dsum = 0.0
+        # C = W F (columns >= k: zero).  Each entry is one chain of fused multiply-adds over W's row in
+        # order, either way: as (W)(F in panels), or, for k < NR (no work on padding columns), transposed,
+        # (Fᵀ)([Wᵀ; Uᵀ] packed, its first n rows)
+        if narrow:
+            for c in range(k):
+                for i in range(n):
+                    FT[c, i] = F[i, c]
+            gemm_packed(FT, PWm, CT, n, k)
+            for i in range(n):
+                for c in range(k):
+                    C[i, c] = CT[c, i]
+        else:
+            pack_frame(F, P)
+            gemm_packed(Wm, P, C, n, n)
         if state:
-            if mode == GAUSSIAN:
-                js = (t - 1) % S_
-                if js == 0:                        # x = input_scale · z, rounded once (as an array of them)
-                    cnt = min(S_, steps - t + 1) * d
-                    fill_normal(xb, 0, (t - 1) * d, cnt, c2, c3i, k0, k1, sig)
-                inputs_into(ux, xb, js * d, UT, n, du)
-            elif mode == ARRAY:
-                inputs_into(ux, xarr[mx, rx, t - 1], 0, UT, n, du)
-            e, dsum = state_step(C, g, e, ux, bias, nonlin, mode != 0, xscale * like(W, pow2(-e)), n, k,
-                                 e_floor, dvec)
-        if t > warmup:
-            logdet += dsum
+            js = (t - 1) % spd
+            if inputs and js == 0:                       # rf.unroll's staging of the inputs
+                draw_inputs(XB, xbl, 1, Xm, mode, (t - 1) * d, min(spd, steps - t + 1) * d, vpb, group, c2,
+                            c3i, r, k0, k1)
+            dsum = state_step(PWm, A, Z, E, XB, js * d, bias, nonlin, inputs, n, du, sig64, e_floor, dvec,
+                              acc, dummy)
+            for i in range(n):                           # the frame's product D_t W F
+                dv = dvec[i]
+                for c in range(KP):
+                    C[i, c] = C[i, c] * dv
+            if t > warmup:
+                logdet += dsum
         if _qr_due(t, steps, warmup, every, record):
             qr_own(C, V, T, Y, w, logr, nrm, n, k)
             log_qr(logr, cexp, ssum, out_blocks, out_run, m, r, t, steps, warmup, record, nblocks, k)
         else:
-            renorm_columns(C, k, colss, cfac, cexp)
+            renorm_columns(C, k, KP, colss, cfac, cexp)
         F, C = C, F
-        if state:
-            for i in range(n):
-                F[i, k] = g[i]
 
     for c in range(k):
         out_sum[m, r, c] = ssum[c]
@@ -870,22 +680,24 @@ _I64 = types.int64
 def _sig(T):
     return types.void(
         T[:, :, ::1],             # W (nb, n, n)
-        T[:, ::1],                # UT (du, NP): U transposed and zero-padded to NP columns (du = 0: no U)
+        T[:, :, :, ::1],          # PW (nb or 1, npan, n + du, NR): [Wᵀ; Uᵀ] packed (a dummy for linear)
         T[::1],                   # bias (n,) or (0,)
-        T[:, :, :, ::1],          # xarr (Bx, Rx, steps, d) for array inputs (else a dummy)
+        T[:, :, ::1],             # X (Bx, Rx, steps·d): the inputs array (a dummy unless ARRAY)
         T[:, :, ::1],             # G0 (nb, R, n): initial state g
         _I64[:, ::1],             # E0 (nb, R): initial exponents
         _I64[::1],                # plan (rinit_fast/spec/lyapunov.py PLAN_FIELDS)
-        _I64[::1],                # fptr: the address of xGEMM
         T,                        # input_scale
         types.float64[:, :, ::1],     # out_sum (nb, R, k)
         types.float64[:, :, :, ::1],  # out_blocks (nb, R, nblocks, k), zeroed
         types.float64[:, :, :, ::1],  # out_run (nb, R, nrec, k)
         types.float64[:, ::1],        # out_logdet (nb, R): sum of log|det D_t| over the window
         _I64, _I64,               # m, r
-        T[:, :, ::1], T[:, :, ::1], T[:, ::1],   # workspace: M3, T, Y
-        T[:, ::1], types.float64[:, ::1],       # vec, v64
-        _I64[::1], types.int32[::1], types.uint8[::1],   # cexp, giargs, chars
+        _I64, _I64,               # vpb (values per Philox block), group (values per vectorised group)
+        T[:, :, ::1], T[:, :, ::1], T[:, ::1], T[:, ::1],      # workspace: M3, P, FT, CT
+        T[:, :, ::1], T[:, ::1],                               # T, Y
+        T[:, ::1], types.float64[:, ::1], _I64[::1],          # vec, v64, cexp
+        T[:, ::1], T[:, ::1], _I64[::1], T[::1],               # the state: A, Z, E, XB
+        types.float64[::1], types.float64[:, ::1],             # acc, dummy
     )
 
 
@@ -893,28 +705,69 @@ _run_item_f32 = kernel(_sig(_T32))(run_item)
 _run_item_f64 = kernel(_sig(_T64))(run_item)
 
 
-def workspace(plan, dtype):
+def frame_width(k, dtype):
+    """Columns of the frame's buffers: k rounded up to the QR's 16-column blocks and to whole panels of
+    packed_gemm (the product writes whole panels)."""
+    return -(-k // max(BL, panel_width(dtype))) * max(BL, panel_width(dtype))
+
+
+def workspace(plan, dtype, du):
     """The zeroed work arrays of one item (allocated here, not in the kernel: fewer compiled allocation
-    routines, and none per step)."""
-    n, k, kp, d = (int(plan[S.PLAN[f]]) for f in ("N", "K", "KP", "D"))
+    routines, and none per step); the product's operands and results 64-byte aligned (packed_gemm)."""
+    n, k, kp, d, mode = (int(plan[S.PLAN[f]]) for f in ("N", "K", "KP", "D", "MODE"))
     steps = int(plan[S.PLAN["STEPS"]])
-    npad = -(-n // BL) * BL
-    nx = min(max(1, GEN_VALUES // d), steps) * d
-    L = max(kp, npad, nx, k * n, 2)
-    return (np.zeros((3, n, kp), dtype), np.zeros(((k + NB - 1) // NB + 1, NB, NB), dtype),
-            np.zeros((NB, kp), dtype), np.zeros((8, L), dtype), np.zeros((4, max(k, kp))),
-            np.zeros(k, np.int64), np.zeros(4, np.int32), np.zeros(2, np.uint8))
+    dt = np.dtype(dtype)
+    nr = panel_width(dt)
+    kw = frame_width(k, dt)
+    M3 = aligned_empty((3, n, kw), dt)
+    M3[:] = 0
+    narrow = k < nr
+    P = aligned_empty((1, 1, nr) if narrow else (kw // nr, n, nr), dt)
+    FT = aligned_empty((k, n) if narrow else (1, 1), dt)
+    CT = aligned_empty((k, -(-n // nr) * nr) if narrow else (1, 1), dt)
+    A = aligned_empty((1, n + du), dt)
+    A[:] = 0
+    Z = aligned_empty((1, -(-n // nr) * nr), dt)
+    # the inputs of spd steps, plus the stream body's whole last group (kernels/cpu/unroll.py)
+    group = VALUES_PER_BLOCK[dt.name] * SUPER
+    spd = min(max(1, GEN_VALUES // d), steps)
+    XB = aligned_empty(spd * d + group if mode != NO_INPUT else 0, dt)
+    L = max(kw, k * n, 2)
+    return (M3, P, FT, CT, np.zeros(((k + NB - 1) // NB + 1, NB, NB), dt), np.zeros((NB, kw), dt),
+            np.zeros((4, L), dt), np.zeros((4, kw)), np.zeros(k, np.int64), A, Z, np.zeros(1, np.int64), XB,
+            np.zeros(ACC_LANES),
+            np.zeros((1, 1)))
+
+
+def work_bytes(n, k, d, du, steps, dtype):
+    """Bytes of one item's work arrays (``workspace``; rinit_fast/lyapunov.py checks the memory)."""
+    dt = np.dtype(dtype)
+    kw = frame_width(k, dt)
+    spd = min(max(1, GEN_VALUES // d), steps)
+    items = 4 * n * kw + 4 * max(kw, k * n) + 2 * k * (n + 32) + NB * kw + 2 * n + du + spd * d + 128
+    return items * dt.itemsize + 8 * (4 * kw + k + 16 * (k // NB + 2)) + 1024
 
 
 def lyapunov(W, UT, bias, xarr, G0, E0, plan, sigma, out_sum, out_blocks, out_run, out_logdet):
-    """Every (matrix, realisation) item on the shared thread pool, BLAS on one thread per item."""
+    """Every (matrix, realisation) item on the shared thread pool.  UT (du, n) is U transposed (du = 0
+    without U), xarr (Bx, Rx, steps, d) the inputs array (a dummy unless ARRAY)."""
     nb, R = G0.shape[0], G0.shape[1]
-    fn = (_run_item_f32 if W.dtype == np.float32 else _run_item_f64).dispatcher
-    fptr = addresses(W.dtype)
-    args = (W, UT, bias, xarr, G0, E0, plan, fptr, W.dtype.type(sigma), out_sum, out_blocks, out_run,
-            out_logdet)
+    dt = np.dtype(W.dtype)
+    fn = (_run_item_f32 if dt == np.float32 else _run_item_f64).dispatcher
+    du = UT.shape[0]
+    if int(plan[S.PLAN["NONLIN"]]) != LINEAR or int(plan[S.PLAN["K"]]) < panel_width(dt):
+        # [Wᵀ; Uᵀ] of every matrix, packed once (the state's product, and the narrow frame's)
+        B = np.swapaxes(W, 1, 2)
+        if du:
+            B = np.concatenate((B, np.broadcast_to(UT, (nb, du, W.shape[1]))), axis=1)
+        PW = pack_panels(B, dt)
+    else:
+        PW = aligned_empty((1, 1, 1, panel_width(dt)), dt)
+    X = xarr.reshape(xarr.shape[0], xarr.shape[1], -1)
+    vpb = VALUES_PER_BLOCK[dt.name]
+    args = (W, PW, bias, X, G0, E0, plan, dt.type(sigma), out_sum, out_blocks, out_run, out_logdet)
 
     def task(i):
-        fn(*args, np.int64(i // R), np.int64(i % R), *workspace(plan, W.dtype))
-    with threads.blas_single_thread():
-        threads.run_tasks(task, nb * R)
+        fn(*args, np.int64(i // R), np.int64(i % R), np.int64(vpb), np.int64(vpb * SUPER),
+           *workspace(plan, dt, du))
+    threads.run_tasks(task, nb * R)

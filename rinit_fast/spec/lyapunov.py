@@ -19,16 +19,9 @@ import math
 
 import numpy as np
 
-from .activations import LINEAR, RELU, TANH  # noqa: F401  (the nonlinearity codes: spec/activations.py)
+# rf.lyapunov runs rf.unroll's recurrence: the nonlinearity codes are spec/activations.py's; the input modes,
+# the state h = g·2**e (its renormalisation and exponent floor) and the bound on the inputs spec/unroll.py's.
 
-# input modes (the same as rf.unroll's: spec/unroll.py)
-NO_INPUT, GAUSSIAN, ARRAY = 0, 1, 2
-MODES = {None: NO_INPUT, "gaussian": GAUSSIAN, "array": ARRAY}
-
-NO_FLOOR = -(1 << 62)      # exponent floor of a relu state that has no inputs to bound it
-RENORM_EXP = 20            # a state (relu) or frame column is rescaled when its norm leaves [2**-20, 2**20]
-LN2 = math.log(2.0)
-GAUSS_MAX = 8.6            # |z| of the stream's Box-Muller normals is < 8.58 (spec/stream.py)
 NBLOCKS = 10               # batch means: the accumulation window is split into this many blocks
 LANES = 16                 # column-block width (elements) of the CPU kernel's Householder QR
 
@@ -36,12 +29,13 @@ PLAN_FIELDS = ("N", "K", "KP", "D", "STEPS", "WARMUP", "REORTHO", "RECORD", "NRE
                "NBIAS", "EFLOOR", "NBLOCKS", "C2START", "C3INPUTS", "C3FRAME", "K0", "K1")
 """The int64 plan array: field f is at index ``PLAN[f]``.
 
-N n; K k (exponents); KP the frame's row stride (k, or k + 1 with a state column, rounded up to LANES);
+N n; K k (exponents); KP k rounded up to LANES (the frame's columns that the QR blocks cover);
 D the input width; STEPS, WARMUP, REORTHO (re-orthonormalise every REORTHO steps), RECORD (record the
 running estimates every RECORD steps past the warm-up; 0: no record), NREC the number of records;
-MODE (NO_INPUT/GAUSSIAN/ARRAY), NONLIN (activations code), NBIAS (n or 0), EFLOOR (lowest state exponent,
-relu), NBLOCKS; the stream: C2START (index of matrix 0), C3INPUTS and C3FRAME
-(counter word 3 of realisation 0 for the inputs and the starting frame), K0, K1 (key words)."""
+MODE (spec/unroll.py's NO_INPUT/GAUSSIAN/ARRAY), NONLIN (activations code), NBIAS (n or 0), EFLOOR
+(lowest state exponent, relu: spec/unroll.py ``e_floor``), NBLOCKS; the stream: C2START (index of matrix
+0), C3INPUTS and C3FRAME (counter word 3 of realisation 0 for the inputs and the starting frame), K0, K1
+(key words)."""
 PLAN = {f: i for i, f in enumerate(PLAN_FIELDS)}
 
 C_CONSTANTS = {}
@@ -117,8 +111,7 @@ def block_lengths(steps, warmup, every, record, nblocks=NBLOCKS):
 def plan(*, n, k, d, steps, warmup, reortho_every, record_every, mode, nonlin, nbias, e_floor, c2_start,
          c3_inputs, c3_frame, k0, k1, nblocks=NBLOCKS):
     """The int64 plan array of one call (validated numbers in, see PLAN_FIELDS)."""
-    state = nonlin != LINEAR
-    kp = -(-(k + int(state)) // LANES) * LANES
+    kp = -(-k // LANES) * LANES
     rec = 0 if record_every is None else int(record_every)
     vals = dict(N=n, K=k, KP=kp, D=d, STEPS=steps, WARMUP=warmup, REORTHO=reortho_every, RECORD=rec,
                 NREC=n_records(steps, warmup, rec), MODE=mode, NONLIN=nonlin, NBIAS=nbias, EFLOOR=e_floor,
