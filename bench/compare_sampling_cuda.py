@@ -156,7 +156,7 @@ def main(argv=None):
         _events_time(cp, lambda: cp.cuda.runtime.memcpyAsync(buf32.data.ptr, src.data.ptr, nb, 3,
                                                              cp.cuda.get_current_stream().ptr), R, W),
         note="GB/s of writes; traffic (read+write) twice that", extra_bytes=nb)
-    del src
+    src = None  # free the copy's source (the lambda above has already run)
 
     # --- rinit_fast ---------------------------------------------------------------------------------
     def ours(kind, dt, b3):

@@ -25,5 +25,6 @@ def fake_env(tmp_path_factory):
     return fake_cupy_env(tmp_path_factory, "emulate_spectral_lib.cpp")
 
 
+@pytest.mark.slow   # about 85 s on the 2-core VM (the GPU suite under the emulator)
 def test_spectral_gpu_suite_on_the_emulator(fake_env, tmp_path):
     run_gpu_suite(fake_env, tmp_path, "test_cuda_spectral.py", SUBSET)

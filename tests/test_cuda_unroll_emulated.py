@@ -30,6 +30,7 @@ def fake_env(tmp_path_factory):
                          drop=("RINIT_FAST_UNROLL_RPB", "RINIT_FAST_UNROLL_WSMEM"))
 
 
+@pytest.mark.slow   # about 16-45 s on the 2-core VM (the GPU suite under the emulator)
 def test_unroll_gpu_suite_on_the_emulator(fake_env, tmp_path):
     run_gpu_suite(fake_env, tmp_path, "test_cuda_unroll.py", SUBSET)
 

@@ -2,7 +2,6 @@
 another configuration's directory, no pickle anywhere, and a 2-worker Dask cluster bit for bit."""
 import json
 import os
-import pickle
 import shutil
 
 import numpy as np
