@@ -27,6 +27,8 @@ import functools
 import importlib
 import os
 import pkgutil
+import subprocess
+import sys
 import threading
 import time
 
@@ -385,3 +387,94 @@ def compile_all(modules=None):
     for k in list(REGISTRY):
         k.compile_all()
     return len(REGISTRY)
+
+
+# ---- compiling ahead of a known job, in a low-priority helper process -----------------------------------
+
+def resolve(items):
+    """``(module, function name, dtype or None)`` items -> the ``(kernel, signature index)`` pairs they name.
+
+    ``dtype`` None takes every signature of the function; otherwise a signature is taken when its
+    precision (``"float32"``/``"float64"``) or the dtype of its first array argument (``"complex64"``)
+    equals it.  Imports the modules, compiles nothing.  Raises ``ValueError`` naming an item that matches
+    no signature (a renamed kernel must fail loudly, not leave a job compiling in its own process)."""
+    _import(sorted({m for m, _, _ in items}))
+    out = []
+    for module, name, dtype in items:
+        hit = []
+        for k in REGISTRY:
+            if k.module != module or k.py_func.__name__ != name or k.signatures is None:
+                continue
+            for i, sig in enumerate(k.signatures):
+                first = next((a.dtype for a in sig.args if isinstance(a, types.Array)), None)
+                if dtype is None or dtype in (k.precision(i), str(first)):
+                    hit.append((k, i))
+        if not hit:
+            raise ValueError(f"prefetch: no kernel signature matches {(module, name, dtype)}; the kernels are "
+                             f"listed by `rinit-fast compile --list`")
+        out += [ki for ki in hit if ki not in out]
+    return out
+
+
+class Prefetch:
+    """The helper process that ``prefetch`` started: ``wait()`` for it, or ``stop()`` it (the cache files
+    Numba writes are replaced atomically, so stopping it mid-compile leaves no broken entry)."""
+
+    def __init__(self, proc):
+        self.proc = proc
+
+    def wait(self, timeout=None):
+        return self.proc.wait(timeout)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:  # pragma: no cover - a compile that ignores SIGTERM
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def prefetch(items, *, nice=10):
+    """Compile ``items`` (see ``resolve``) into Numba's on-disk cache in a helper process of low priority
+    (``nice`` added), while this process goes on; returns a ``Prefetch`` (or None when the environment
+    variable ``RINIT_FAST_PREFETCH=0`` turns this off).
+
+    What it is for: a job that knows which kernels its later steps will call (the main job,
+    rinit_fast/studies/reproduce.py) starts their compilation at once.  Numba compiles on one core; on a
+    cold cache the job's own compiling leaves the other core idle, and the helper uses it, so that a later
+    step finds its kernel in the cache (a load of ~0.1 s) instead of compiling it then.  At low priority it
+    takes little from the job's computing threads; with a filled cache it only loads each entry and exits.
+    If the job reaches a kernel the helper has not finished, the job compiles it itself, as without a
+    helper.  Items should not be functions the job compiles in the same moment (two processes writing
+    different signatures of one function into one cache index can drop an entry; the cost is a compile
+    in a later process, never a wrong result)."""
+    if os.environ.get("RINIT_FAST_PREFETCH", "1").strip() == "0":
+        return None
+    texts = [(k.module, k.py_func.__qualname__, signature_text(k.signatures[i])) for k, i in resolve(items)]
+    import json
+    code = (f"import json, sys; from {__package__} import _jit; "
+            f"_jit._prefetch_child(json.load(sys.stdin), {int(nice)})")
+    # -P: never import a source tree from the working directory (a repository root's rinit_fast/ has no
+    # kernels/); the helper imports the package this process runs.
+    proc = subprocess.Popen([sys.executable, "-P", "-c", code], stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        proc.stdin.write(json.dumps(texts).encode())
+        proc.stdin.close()
+    except BrokenPipeError:  # pragma: no cover - the helper died at start: the job compiles for itself
+        pass
+    return Prefetch(proc)
+
+
+def _prefetch_child(texts, nice):
+    if nice and hasattr(os, "nice"):
+        os.nice(nice)
+    _worker([tuple(t) for t in texts])

@@ -38,6 +38,18 @@ from .uncertainty import clopper_pearson
 
 RADIUS_SCHEMES = ["glorot_normal", "half_glorot", "complex_glorot"]
 CURVE_SCHEMES = ["glorot_normal", "half_glorot", "rescaled_glorot", "complex_glorot", "orthogonal"]
+PREFETCH = [
+    # (kernel module, function, dtype): what the report's later steps compile on a cold cache, in the order
+    # they need it, for a helper process to compile ahead (kernels/cpu/_jit.py, ``prefetch``).  Left out:
+    # the first study's own real-valued kernels (the job compiles them at once, itself).
+    ("spectral", "isometry_complex", None), ("spectral", "power_c64", None),
+    ("spectral", "arnoldi_complex", None), ("sampling", "_qr_items", None),
+    ("unroll", "run_item", "float32"), ("spectral", "prep", "complex64"),
+    ("propagate", "network_normal_tanh", "float32"), ("propagate", "network_normal_relu", "float32"),
+    ("propagate", "network_normal_sigmoid", "float32"), ("lyapunov", "run_item", "float64"),
+]
+"""Kernels the CPU report compiles after its first study; ``reproduce`` has them compiled ahead in a
+low-priority helper process while the first study runs (docs/performance.md, "The main job")."""
 P_DEFAULT = math.exp(-math.exp(-0.57721566490153286061 - math.pi / math.sqrt(6.0)))
 """The probability p = exp(-e^{-c}) of the default c = γ_E + π/√6 (≈ 0.856)."""
 
@@ -101,18 +113,32 @@ def reproduce(out="rinit-report", *, backend="cpu", quick=False, seed=2026, prog
     """Run the report (see the module docstring) into ``out`` and return the summary dict.
 
     Resumable: its studies are ordinary study directories, so a second run reuses what is stored.
-    Every statistic carries its 95% Monte Carlo interval (``*_ci_low``, ``*_ci_high``; uncertainty.py)."""
-    from .. import theory
-    from ..calibrate import quantile_ci
+    Every statistic carries its 95% Monte Carlo interval (``*_ci_low``, ``*_ci_high``; uncertainty.py).
+    On the CPU (not ``quick``) a low-priority helper process compiles the kernels of the later steps
+    (``PREFETCH``) while the first study runs; ``RINIT_FAST_PREFETCH=0`` turns it off."""
     t0 = time.perf_counter()
     st = settings(quick)
     os.makedirs(out, exist_ok=True)
     cfgs = _configs(st, backend, seed)
     res = {}
-    for key, cfg in cfgs.items():
-        log(f"[reproduce] study {key}: {len(cfg['schemes'])} scheme(s) x widths {cfg['widths']} x "
-            f"{cfg['samples']} {'networks' if 'propagate' in cfg else 'matrices'}")
-        res[key] = run_study(cfg, study_dir(out, key, quick), progress=progress)
+    helper = None
+    if backend == "cpu" and not quick:
+        from ..kernels.cpu import _jit
+        helper = _jit.prefetch(PREFETCH)
+    try:
+        for key, cfg in cfgs.items():
+            log(f"[reproduce] study {key}: {len(cfg['schemes'])} scheme(s) x widths {cfg['widths']} x "
+                f"{cfg['samples']} {'networks' if 'propagate' in cfg else 'matrices'}")
+            res[key] = run_study(cfg, study_dir(out, key, quick), progress=progress)
+        return _report(out, res, st, backend, quick, seed, t0, log)
+    finally:
+        if helper is not None:
+            helper.stop()
+
+
+def _report(out, res, st, backend, quick, seed, t0, log):
+    from .. import theory
+    from ..calibrate import quantile_ci
     summary = {"quick": quick, "backend": backend, "seed": seed, "confidence": U.CONFIDENCE, "radius": [],
                "calibration": [], "recurrence": [], "propagation": []}
 
