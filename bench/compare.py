@@ -40,7 +40,11 @@ def check_installed():
     spec = importlib.util.find_spec("rinit_fast")
     if spec is None:
         sys.exit("rinit_fast is not installed: run `pip install .` in the repository first")
-    if not os.path.isdir(os.path.join(os.path.dirname(spec.origin), "kernels")):  # without importing it
+    try:  # imports rinit_fast itself (no kernel); an editable install maps kernels/ in through its finder
+        kernels = importlib.util.find_spec("rinit_fast.kernels")
+    except ImportError:
+        kernels = None
+    if kernels is None:
         sys.exit(f"the rinit_fast found first on sys.path ({spec.origin}) has no kernels: it is the source "
                  f"tree, not the installed package. Run `python bench/compare.py` (not `python -m "
                  f"bench.compare`) after `pip install .`")
