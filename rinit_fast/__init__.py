@@ -1,6 +1,6 @@
 """rinit_fast: a compiled-kernel engine for the science of weight initialisation.
 
-Public API (BRIEF §3): ``sample``, ``schemes``, ``gain``, ``scheme_std``, ``spectral_radius``,
+Public API (docs/api.md): ``sample``, ``schemes``, ``gain``, ``scheme_std``, ``spectral_radius``,
 ``spectral_norm``, ``unroll``, ``lyapunov``, ``propagate``, ``theory``, ``rng``; studies: ``run_study``,
 ``load_study``, ``open_study``, ``plot_study``; see docs/api.md.
 """

@@ -232,7 +232,7 @@ def parser():
 def main(argv=None):
     p = parser()
     args = p.parse_args(argv)
-    if args.command is None:  # the main job (BRIEF §3): reproduce the core findings on the CPU
+    if args.command is None:  # the main job (docs/cli.md): reproduce the core findings on the CPU
         args = p.parse_args(["reproduce"])
     try:
         return args.func(args)

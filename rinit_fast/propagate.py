@@ -1,4 +1,4 @@
-"""``rf.propagate``: signal propagation through depth (BRIEF §2 "Depth instead of time"; docs/propagate.md).
+"""``rf.propagate``: signal propagation through depth (sources [2], [3] in docs/sources.md; docs/propagate.md).
 
 A stack ``x_{l+1} = f(W_l x_l + b_l)``, l = 0 .. depth-1, with a fresh matrix per layer: layer ``l`` of
 network ``j`` is ``rf.sample(scheme, (width, fan_in), seed=seed, start=j, layer=l)`` (fan_in =

@@ -1,5 +1,5 @@
 """The scheme table: the one home of every initialisation scheme's name, family, scale formula, fan
-rule, parameters and aliases (BRIEF §2).
+rule, parameters and aliases (docs/sources.md).
 
 Layout follows PyTorch: a weight has shape (fan_out, fan_in) and ``y = W x``.  ``gain`` multiplies the
 standard deviation (or the bound, or the constant) of every scheme.
@@ -157,7 +157,7 @@ def _uniform(var):
     return lambda fo, fi, g, p: Draw("uniform", g * math.sqrt(3.0 * var(fo, fi, p)))
 
 
-_register("uniform01", "U[0, 1): the naive baseline of 000_*.txt",
+_register("uniform01", "U[0, 1): the naive baseline of [0] (docs/sources.md)",
           lambda fo, fi, g, p: Draw("uniform01", g), fans=False)
 
 
@@ -168,14 +168,14 @@ def _normal_std(fo, fi, g, p):
     return Draw("truncated" if trunc else "normal", g * float(p["std"]))
 
 
-_register("normal", "N(0, std²), default std 1: the unscaled baseline of 002_*.txt; truncated=True cuts "
+_register("normal", "N(0, std²), default std 1: the unscaled baseline of [2] (docs/sources.md); truncated=True cuts "
           "it at ±2·std (out-of-range values redrawn: JAX's truncated_normal)",
           _normal_std, {"std": 1.0, "truncated": False}, fans=False)
 _register("uniform", "U[-a, a)", lambda fo, fi, g, p: Draw("uniform", g * float(p["a"])), {"a": 1.0},
           fans=False)
 _register("constant", "every entry = value", lambda fo, fi, g, p: Draw("constant", g * float(p["value"])),
           {"value": REQUIRED}, fans=False)
-_register("zeros", "every entry 0: the symmetry-breaking failure of 002_*.txt",
+_register("zeros", "every entry 0: the symmetry-breaking failure of [2] (docs/sources.md)",
           lambda fo, fi, g, p: Draw("constant", 0.0), fans=False)
 _register("glorot_uniform", "U[-a, a), a = gain·sqrt(6/(fan_in+fan_out))",
           _uniform(lambda fo, fi, p: _glorot_var(fo, fi)), aliases=("xavier_uniform",))
@@ -221,7 +221,7 @@ _register("orthogonal", "Haar (semi-)orthogonal: Q·sign(diag R) of a Gaussian m
 _register("complex_glorot", "complex Ginibre: real and imaginary parts each N(0, 1/(fan_in+fan_out))",
           lambda fo, fi, g, p: Draw("normal", g * math.sqrt(_glorot_var(fo, fi) / 2.0), complex=True),
           complex=True)
-_register("half_glorot", "N(0, 1/(fan_in+fan_out)), i.e. N(0, 1/(2n)) when square (001_*.txt)",
+_register("half_glorot", "N(0, 1/(fan_in+fan_out)), i.e. N(0, 1/(2n)) when square ([1] (docs/sources.md))",
           _normal(lambda fo, fi, p: 1.0 / (fo + fi)))
 
 
@@ -239,7 +239,7 @@ def rescaled_std(n, c=None, p=None, s=None):
     return 1.0 / (math.sqrt(n) * s)
 
 
-_register("rescaled_glorot", "N(0, 1/(n·s_n²)): Glorot / s_n (Bar et al., 001_*.txt); params c, p or s",
+_register("rescaled_glorot", "N(0, 1/(n·s_n²)): Glorot / s_n (Bar et al., [1] (docs/sources.md)); params c, p or s",
           lambda fo, fi, g, p: Draw("normal", g * rescaled_std(fo, p["c"], p["p"], p["s"])),
           {"c": None, "p": None, "s": None}, square_only=True)
 
@@ -347,7 +347,7 @@ def gain(nonlinearity, param=None, *, convention="pytorch"):
 
     ``convention="pytorch"`` (default) follows ``torch.nn.init.calculate_gain``: linear/conv/sigmoid
     1, tanh 5/3, relu sqrt(2), leaky_relu sqrt(2/(1+slope²)) (slope ``param``, default 0.01), selu 3/4.
-    ``convention="glorot"`` is Glorot & Bengio's linearisation argument (003_*.txt): gain = 1/f'(0),
+    ``convention="glorot"`` is Glorot & Bengio's linearisation argument ([3] (docs/sources.md)): gain = 1/f'(0),
     so sigmoid 4 and tanh and linear 1; it is defined for those three only.
     """
     if not isinstance(nonlinearity, str):

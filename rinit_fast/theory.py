@@ -1,4 +1,4 @@
-"""Theory of the spectral edge of Glorot matrices (Rider 2003; Rider & Sinclair 2014; BRIEF §2).
+"""Theory of the spectral edge of Glorot matrices (Rider 2003; Rider & Sinclair 2014; docs/theory.md).
 
 For W with i.i.d. entries of variance 1/n the spectral radius is asymptotically
 

@@ -371,7 +371,7 @@ def ones_(tensor, *, seed=0, index=0, layer=0):
 
 
 def rescaled_glorot_(tensor, c=None, p=None, s=None, gain=1.0, *, seed=0, index=0, layer=0):
-    """Rescaled Glorot (Bar et al., 001_*.txt) of a square (n, n) recurrent matrix: N(0, 1/(n·s_n²)),
+    """Rescaled Glorot (Bar et al., [1] (docs/sources.md)) of a square (n, n) recurrent matrix: N(0, 1/(n·s_n²)),
     s_n from the calibration ``c`` (default γ_E + π/√6), a probability ``p``, or an explicit scale ``s``
     (e.g. ``rf.calibrate(n, p).scale``, for n <= 163)."""
     return _apply("rescaled_glorot_", tensor, None, seed, index, layer, c=c, p=p, s=s, gain=gain)

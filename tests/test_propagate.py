@@ -5,7 +5,7 @@ NumPy reference that materialises every layer (tests/naive_propagate.py); the pe
 depend on the thread count, the batch split, the checkpointing or on whether the weights are generated or
 materialised.
 
-Science (the claims of 000_*.txt, 002_*.txt, 003_*.txt as numbers; width 256, depth 50 unless stated).
+Science (the claims of sources [0], [2], [3] in docs/sources.md as numbers; width 256, depth 50 unless stated).
 
 How the tolerances are derived (``_tolerance`` below).  A pooled statistic of layer l is the mean of B
 per-network values, and networks are independent by construction (each has its own counters), so its

@@ -7,7 +7,7 @@ import naive
 import rinit_fast as rf
 from rinit_fast.rng import Purpose
 
-KAT = [  # ../shared/reference/philox4x32_kat.txt (Random123 kat_vectors)
+KAT = [  # Random123's kat_vectors (docs/sources.md)
     ((0, 0, 0, 0), (0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
     ((0xFFFFFFFF,) * 4, (0xFFFFFFFF,) * 2, (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
     ((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344), (0xA4093822, 0x299F31D0),

@@ -51,7 +51,7 @@ def test_prob_exceeds_one(field):
             x = (s - centre) / width
             assert theory.prob_exceeds_one(n, field, s) == pytest.approx(1 - math.exp(-k * math.exp(-x)),
                                                                           rel=1e-10, abs=1e-15)
-    # the figure of BRIEF §2: the complex law predicts about 87% at n = 500
+    # the figure of source [1] (docs/sources.md): the complex law predicts about 87% at n = 500
     assert theory.prob_exceeds_one(500, "complex") == pytest.approx(0.8726, abs=1e-3)
 
 

@@ -1,4 +1,4 @@
-"""``rinit-fast reproduce``: the core findings of 001_*.txt (and the depth arguments of 002/003) on the
+"""``rinit-fast reproduce``: the core findings of [1] (docs/sources.md) (and the depth arguments of [2], [3]) on the
 CPU in a few minutes, written to a report directory.
 
 Layout of the report::
@@ -262,7 +262,7 @@ def _jsonable(v):
     raise TypeError(type(v))
 
 
-PROP_CASES = [  # (activation, scheme, gain, params): 002_*.txt and 003_*.txt
+PROP_CASES = [  # (activation, scheme, gain, params): sources [2] and [3] (docs/sources.md)
     ("tanh", "glorot_normal", 1.0, {}), ("tanh", "glorot_normal", 5.0 / 3.0, {}),
     ("tanh", "normal", 1.0, {"std": 1.0}),
     ("relu", "he_normal", 1.0, {}), ("relu", "glorot_normal", 1.0, {}),
