@@ -19,14 +19,19 @@ range touches is computed exactly once.  So the bits never depend on how a calle
 
 (the first four dispatch on ``buf``'s dtype at compile time to their ``_f32``/``_f64`` functions).
 
-Speed and compile time.  The whole blocks of a range go through ``_normal_blocks_*`` /
-``_uniform_blocks_*``: groups of ``SUPER`` blocks with a constant inner trip count, which LLVM vectorises
-completely (a variable trip count left a scalar epilogue that ran at 4-5 ns/value instead of ~1.2:
-bench/NOTES.md "Unroll"); the last partial group is generated the same way into a small scratch buffer
-and copied.  The fills are ordinary (not inlined) Numba functions, compiled once per dtype and called by
-every kernel: inlining ten Philox rounds and a Box–Muller into each call site multiplied the compile
-time of the kernels that use them.  Only the block function and the transforms are inlined, inside these
-loops, where vectorisation needs them.
+Speed and compile time.  A range is written in groups of ``SUPER`` Philox blocks by ``_normal_group_*`` /
+``_uniform_group_*``, loops with a constant inner trip count that LLVM vectorises completely (a variable
+trip count left a scalar epilogue that ran at 4-5 ns/value instead of ~1.2: bench/NOTES.md "Unroll"):
+the whole groups in place; a head that does not start on a block boundary, and the tail, as one group
+each generated into a small scratch buffer and copied (the head's group also supplies the values after
+it, so nothing is computed twice, and at most one group's worth is computed beyond the range).  So each
+(transform, dtype) pair compiles the Philox rounds once, vectorised; an earlier version also compiled a
+scalar copy for partial head and tail blocks, which cost 0.65 s more of every first call
+(bench/NOTES.md "Stream body").  The fills are ordinary (not inlined) Numba functions, compiled once per
+dtype and called by every kernel: inlining ten Philox rounds and a Box–Muller into each call site
+multiplied the compile time of the kernels that use them.  Only the block function and the transforms
+are inlined, inside the group loops, where vectorisation needs them.  (``normal_at`` for single values,
+used by the truncated-normal redraw, keeps a scalar block function.)
 """
 from __future__ import annotations
 
@@ -37,7 +42,7 @@ from numba.extending import overload
 
 from rinit_fast.spec import stream as S
 
-from ._jit import _COMMON
+from ._jit import _COMMON, device
 from .philox import M32, box_muller_f32, box_muller_f64, philox4x32_10, uniform_f32, uniform_f64
 
 SUPER = 16                                  # blocks per vectorised group
@@ -53,11 +58,11 @@ _3 = np.uint64(3)
 _32 = np.uint64(32)
 
 
-# --- whole blocks --------------------------------------------------------------------------------------
+# --- groups of blocks -----------------------------------------------------------------------------------
 # One vectorised loop per dtype and family over ``ng`` groups of SUPER blocks (an inner loop of constant
-# trip count: no scalar epilogue); a range of whole blocks is its groups written in place, then its last
-# partial group written by the same function into a scratch buffer and copied.  One compiled copy of the
-# inlined Philox + transform per dtype and family keeps the compile time down.
+# trip count: no scalar epilogue); a range's whole groups are written in place, its head and tail groups
+# into a scratch buffer and copied (the fills below).  One compiled copy of the inlined Philox + transform
+# per dtype and family keeps the compile time down.
 @_body
 def _normal_group_f32(dst, j0, b0, ng, c2, c3, k0, k1, scale):
     """dst[j0 + 4t + l] = scale · lane l of block b0 + t of the float32 normal stream, t < SUPER · ng."""
@@ -87,40 +92,6 @@ def _normal_group_f64(dst, j0, b0, ng, c2, c3, k0, k1, scale):
             j = j0 + (t << _1)
             dst[j] = z0 * scale
             dst[j + _1] = z1 * scale
-
-
-@_body
-def _normal_blocks_f32(buf, o, b0, nb, c2, c3, k0, k1, scale):
-    """buf[o + 4t + l] = scale · lane l of block b0 + t of the float32 normal stream, t < nb."""
-    nsup = nb // np.uint64(SUPER)
-    _normal_group_f32(buf, o, b0, nsup, c2, c3, k0, k1, scale)
-    rest = nb - nsup * np.uint64(SUPER)
-    if rest:
-        tmp = np.empty(4 * SUPER, dtype=np.float32)
-        _normal_group_f32(tmp, _0, b0 + nsup * np.uint64(SUPER), _1, c2, c3, k0, k1, scale)
-        j = o + ((nsup * np.uint64(SUPER)) << _2)
-        for q in range(rest << _2):
-            buf[j + q] = tmp[q]
-
-
-@_body
-def _normal_blocks_f64(buf, o, b0, nb, c2, c3, k0, k1, scale):
-    """buf[o + 2t + l] = scale · lane l of block b0 + t of the float64 normal stream, t < nb."""
-    nsup = nb // np.uint64(SUPER)
-    _normal_group_f64(buf, o, b0, nsup, c2, c3, k0, k1, scale)
-    rest = nb - nsup * np.uint64(SUPER)
-    if rest:
-        tmp = np.empty(2 * SUPER, dtype=np.float64)
-        _normal_group_f64(tmp, _0, b0 + nsup * np.uint64(SUPER), _1, c2, c3, k0, k1, scale)
-        j = o + ((nsup * np.uint64(SUPER)) << _1)
-        for q in range(rest << _1):
-            buf[j + q] = tmp[q]
-
-
-@_body
-def _philox(b, c2, c3, k0, k1):
-    """The four words of block b (scalar; one compiled copy shared by every single-block use)."""
-    return philox4x32_10(b & M32, b >> _32, c2, c3, k0, k1)
 
 
 @_body
@@ -167,37 +138,16 @@ def _uniform_group_f64(dst, j0, b0, ng, c2, c3, k0, k1, mul, add, scale):
             dst[j + _1] = (uniform_f64(x2, x3) * mul + add) * scale
 
 
-@_body
-def _uniform_blocks_f32(buf, o, b0, nb, c2, c3, k0, k1, mul, add, scale):
-    """buf[o + 4t + l] = (u · mul + add) · scale, u = lane l of block b0 + t (float32 uniforms), t < nb."""
-    nsup = nb // np.uint64(SUPER)
-    _uniform_group_f32(buf, o, b0, nsup, c2, c3, k0, k1, mul, add, scale)
-    rest = nb - nsup * np.uint64(SUPER)
-    if rest:
-        tmp = np.empty(4 * SUPER, dtype=np.float32)
-        _uniform_group_f32(tmp, _0, b0 + nsup * np.uint64(SUPER), _1, c2, c3, k0, k1, mul, add, scale)
-        j = o + ((nsup * np.uint64(SUPER)) << _2)
-        for q in range(rest << _2):
-            buf[j + q] = tmp[q]
-
-
-@_body
-def _uniform_blocks_f64(buf, o, b0, nb, c2, c3, k0, k1, mul, add, scale):
-    """buf[o + 2t + l] = (u · mul + add) · scale, u = lane l of block b0 + t (float64 uniforms), t < nb."""
-    nsup = nb // np.uint64(SUPER)
-    _uniform_group_f64(buf, o, b0, nsup, c2, c3, k0, k1, mul, add, scale)
-    rest = nb - nsup * np.uint64(SUPER)
-    if rest:
-        tmp = np.empty(2 * SUPER, dtype=np.float64)
-        _uniform_group_f64(tmp, _0, b0 + nsup * np.uint64(SUPER), _1, c2, c3, k0, k1, mul, add, scale)
-        j = o + ((nsup * np.uint64(SUPER)) << _1)
-        for q in range(rest << _1):
-            buf[j + q] = tmp[q]
-
-
 # --- any range: a partial head block, whole blocks, a partial tail block ------------------------------
 # ``buf`` is a whole C-contiguous array and ``o0`` the offset of value v0 in it: a slice would have
 # Numba's 'A' layout, whose strided stores kept the block loops from vectorising (measured 20% slower).
+@device                                     # a loop: inlined, not one more function to compile
+def _copy_part(buf, o, tmp, start, m):
+    """buf[o + q] = tmp[start + q] for q < m."""
+    for q in range(m):
+        buf[o + q] = tmp[start + q]
+
+
 @_body
 def fill_normal_f32(buf, o0, v0, n, c2, c3, k0, k1, scale):
     """buf[o0 + o] = scale · value v0 + o of the float32 normal stream (c2, c3), o < n."""
@@ -206,22 +156,19 @@ def fill_normal_f32(buf, o0, v0, n, c2, c3, k0, k1, scale):
     o0 = np.uint64(o0)
     o = _0
     lane = v0 & _3
-    if lane != _0 and n > _0:                      # head: the rest of block v0 // 4
-        z = _normal_block_f32(v0 >> _2, c2, c3, k0, k1)
-        while lane < np.uint64(4) and o < n:
-            buf[o0 + o] = z[lane] * scale
-            lane += _1
-            o += _1
-    nb = (n - o) >> _2
-    _normal_blocks_f32(buf, o0 + o, (v0 + o) >> _2, nb, c2, c3, k0, k1, scale)
-    o += nb << _2
-    if o < n:                                      # tail: the start of one more block
-        z = _normal_block_f32((v0 + o) >> _2, c2, c3, k0, k1)
-        lane = _0
-        while o < n:
-            buf[o0 + o] = z[lane] * scale
-            lane += _1
-            o += _1
+    per = np.uint64(4 * SUPER)                     # values of one group
+    if lane != _0 and n > _0:                      # head: the group that starts at block v0 // 4
+        tmp = np.empty(4 * SUPER, dtype=np.float32)
+        _normal_group_f32(tmp, _0, v0 >> _2, _1, c2, c3, k0, k1, scale)
+        o = min(per - lane, n)
+        _copy_part(buf, o0, tmp, lane, o)
+    ng = (n - o) // per                            # whole groups, written in place
+    _normal_group_f32(buf, o0 + o, (v0 + o) >> _2, ng, c2, c3, k0, k1, scale)
+    o += ng * per
+    if o < n:                                      # tail: the start of one more group
+        tmp = np.empty(4 * SUPER, dtype=np.float32)
+        _normal_group_f32(tmp, _0, (v0 + o) >> _2, _1, c2, c3, k0, k1, scale)
+        _copy_part(buf, o0 + o, tmp, _0, n - o)
 
 
 @_body
@@ -231,16 +178,20 @@ def fill_normal_f64(buf, o0, v0, n, c2, c3, k0, k1, scale):
     n = np.uint64(n)
     o0 = np.uint64(o0)
     o = _0
-    if (v0 & _1) != _0 and n > _0:                 # head: the second value of block v0 // 2
-        z0, z1 = _normal_block_f64(v0 >> _1, c2, c3, k0, k1)
-        buf[o0] = z1 * scale
-        o = _1
-    nb = (n - o) >> _1
-    _normal_blocks_f64(buf, o0 + o, (v0 + o) >> _1, nb, c2, c3, k0, k1, scale)
-    o += nb << _1
-    if o < n:                                      # tail: the first value of one more block
-        z0, z1 = _normal_block_f64((v0 + o) >> _1, c2, c3, k0, k1)
-        buf[o0 + o] = z0 * scale
+    lane = v0 & _1
+    per = np.uint64(2 * SUPER)
+    if lane != _0 and n > _0:                      # head: the group that starts at block v0 // 2
+        tmp = np.empty(2 * SUPER, dtype=np.float64)
+        _normal_group_f64(tmp, _0, v0 >> _1, _1, c2, c3, k0, k1, scale)
+        o = min(per - lane, n)
+        _copy_part(buf, o0, tmp, lane, o)
+    ng = (n - o) // per
+    _normal_group_f64(buf, o0 + o, (v0 + o) >> _1, ng, c2, c3, k0, k1, scale)
+    o += ng * per
+    if o < n:                                      # tail: the start of one more group
+        tmp = np.empty(2 * SUPER, dtype=np.float64)
+        _normal_group_f64(tmp, _0, (v0 + o) >> _1, _1, c2, c3, k0, k1, scale)
+        _copy_part(buf, o0 + o, tmp, _0, n - o)
 
 
 @_body
@@ -251,22 +202,19 @@ def fill_uniform_f32(buf, o0, v0, n, c2, c3, k0, k1, mul, add, scale):
     o0 = np.uint64(o0)
     o = _0
     lane = v0 & _3
-    if lane != _0 and n > _0:
-        x = _philox(v0 >> _2, c2, c3, k0, k1)
-        while lane < np.uint64(4) and o < n:
-            buf[o0 + o] = (uniform_f32(x[lane]) * mul + add) * scale
-            lane += _1
-            o += _1
-    nb = (n - o) >> _2
-    _uniform_blocks_f32(buf, o0 + o, (v0 + o) >> _2, nb, c2, c3, k0, k1, mul, add, scale)
-    o += nb << _2
-    if o < n:
-        x = _philox((v0 + o) >> _2, c2, c3, k0, k1)
-        lane = _0
-        while o < n:
-            buf[o0 + o] = (uniform_f32(x[lane]) * mul + add) * scale
-            lane += _1
-            o += _1
+    per = np.uint64(4 * SUPER)
+    if lane != _0 and n > _0:                      # head: the group that starts at block v0 // 4
+        tmp = np.empty(4 * SUPER, dtype=np.float32)
+        _uniform_group_f32(tmp, _0, v0 >> _2, _1, c2, c3, k0, k1, mul, add, scale)
+        o = min(per - lane, n)
+        _copy_part(buf, o0, tmp, lane, o)
+    ng = (n - o) // per
+    _uniform_group_f32(buf, o0 + o, (v0 + o) >> _2, ng, c2, c3, k0, k1, mul, add, scale)
+    o += ng * per
+    if o < n:                                      # tail: the start of one more group
+        tmp = np.empty(4 * SUPER, dtype=np.float32)
+        _uniform_group_f32(tmp, _0, (v0 + o) >> _2, _1, c2, c3, k0, k1, mul, add, scale)
+        _copy_part(buf, o0 + o, tmp, _0, n - o)
 
 
 @_body
@@ -276,16 +224,20 @@ def fill_uniform_f64(buf, o0, v0, n, c2, c3, k0, k1, mul, add, scale):
     n = np.uint64(n)
     o0 = np.uint64(o0)
     o = _0
-    if (v0 & _1) != _0 and n > _0:
-        x0, x1, x2, x3 = _philox(v0 >> _1, c2, c3, k0, k1)
-        buf[o0] = (uniform_f64(x2, x3) * mul + add) * scale
-        o = _1
-    nb = (n - o) >> _1
-    _uniform_blocks_f64(buf, o0 + o, (v0 + o) >> _1, nb, c2, c3, k0, k1, mul, add, scale)
-    o += nb << _1
-    if o < n:
-        x0, x1, x2, x3 = _philox((v0 + o) >> _1, c2, c3, k0, k1)
-        buf[o0 + o] = (uniform_f64(x0, x1) * mul + add) * scale
+    lane = v0 & _1
+    per = np.uint64(2 * SUPER)
+    if lane != _0 and n > _0:                      # head: the group that starts at block v0 // 2
+        tmp = np.empty(2 * SUPER, dtype=np.float64)
+        _uniform_group_f64(tmp, _0, v0 >> _1, _1, c2, c3, k0, k1, mul, add, scale)
+        o = min(per - lane, n)
+        _copy_part(buf, o0, tmp, lane, o)
+    ng = (n - o) // per
+    _uniform_group_f64(buf, o0 + o, (v0 + o) >> _1, ng, c2, c3, k0, k1, mul, add, scale)
+    o += ng * per
+    if o < n:                                      # tail: the start of one more group
+        tmp = np.empty(2 * SUPER, dtype=np.float64)
+        _uniform_group_f64(tmp, _0, (v0 + o) >> _1, _1, c2, c3, k0, k1, mul, add, scale)
+        _copy_part(buf, o0 + o, tmp, _0, n - o)
 
 
 # --- one value, and the truncated-normal redraw ---------------------------------------------------------
