@@ -50,3 +50,9 @@ def test_stop_ends_the_helper_and_off_switch(tmp_path, monkeypatch):
     assert helper.proc.poll() is not None
     monkeypatch.setenv("RINIT_FAST_PREFETCH", "0")
     assert _jit.prefetch([("lyapunov", "run_item", None)]) is None
+
+
+def test_no_interpreter_means_no_helper(monkeypatch):
+    monkeypatch.delenv("RINIT_FAST_PREFETCH", raising=False)
+    monkeypatch.setattr(_jit.sys, "executable", "/nonexistent/python-for-rinit-fast-test")
+    assert _jit.prefetch([("philox", "philox4x32_blocks", None)]) is None

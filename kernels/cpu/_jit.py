@@ -444,8 +444,8 @@ class Prefetch:
 
 def prefetch(items, *, nice=10):
     """Compile ``items`` (see ``resolve``) into Numba's on-disk cache in a helper process of low priority
-    (``nice`` added), while this process goes on; returns a ``Prefetch`` (or None when the environment
-    variable ``RINIT_FAST_PREFETCH=0`` turns this off).
+    (``nice`` added), while this process goes on; returns a ``Prefetch``, or None when the environment
+    variable ``RINIT_FAST_PREFETCH=0`` turns this off or no interpreter can be started.
 
     What it is for: a job that knows which kernels its later steps will call (the main job,
     rinit_fast/studies/reproduce.py) starts their compilation at once.  Numba compiles on one core; on a
@@ -464,8 +464,11 @@ def prefetch(items, *, nice=10):
             f"_jit._prefetch_child(json.load(sys.stdin), {int(nice)})")
     # -P: never import a source tree from the working directory (a repository root's rinit_fast/ has no
     # kernels/); the helper imports the package this process runs.
-    proc = subprocess.Popen([sys.executable, "-P", "-c", code], stdin=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        proc = subprocess.Popen([sys.executable, "-P", "-c", code], stdin=subprocess.PIPE,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError:  # no usable interpreter (an embedded Python): the job compiles for itself
+        return None
     try:
         proc.stdin.write(json.dumps(texts).encode())
         proc.stdin.close()
