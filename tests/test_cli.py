@@ -113,6 +113,26 @@ def test_reproduce_resumes(report):
     assert (report / "radius_table.csv").read_text() == before
 
 
+def test_reproduce_with_the_compile_helper(report, tmp_path, monkeypatch):
+    """The helper (on by default for the full CPU report) changes when kernels compile, never a result,
+    and is stopped when the job ends."""
+    from rinit_fast.kernels.cpu import _jit
+    from rinit_fast.studies.reproduce import reproduce
+    monkeypatch.delenv("RINIT_FAST_PREFETCH", raising=False)
+    started = []
+    real = _jit.prefetch
+
+    def spy(items, **kw):
+        started.append(real(items, **kw))
+        return started[-1]
+    monkeypatch.setattr(_jit, "prefetch", spy)
+    reproduce(str(tmp_path / "rep"), quick=True, progress=False, log=lambda m: None, prefetch=True)
+    assert len(started) == 1 and started[0] is not None
+    assert started[0].proc.poll() is not None                    # stopped (or finished) with the job
+    for t in ("radius_table.csv", "recurrence_table.csv", "propagation_table.csv"):
+        assert (tmp_path / "rep" / t).read_text() == (report / t).read_text()
+
+
 def test_default_job_is_reproduce(monkeypatch):
     seen = {}
     monkeypatch.setattr(cli, "_reproduce", lambda args: seen.update(vars(args)) or 0)  # parser() reads it

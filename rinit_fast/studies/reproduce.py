@@ -109,20 +109,24 @@ def _write_csv(path, rows):
     storage._atomic_write(path, lambda f: f.write(text.encode()))
 
 
-def reproduce(out="rinit-report", *, backend="cpu", quick=False, seed=2026, progress=True, log=print):
+def reproduce(out="rinit-report", *, backend="cpu", quick=False, seed=2026, progress=True, log=print,
+              prefetch=None):
     """Run the report (see the module docstring) into ``out`` and return the summary dict.
 
     Resumable: its studies are ordinary study directories, so a second run reuses what is stored.
     Every statistic carries its 95% Monte Carlo interval (``*_ci_low``, ``*_ci_high``; uncertainty.py).
-    On the CPU (not ``quick``) a low-priority helper process compiles the kernels of the later steps
-    (``PREFETCH``) while the first study runs; ``RINIT_FAST_PREFETCH=0`` turns it off."""
+    ``prefetch`` (default: on the CPU and not ``quick``): a low-priority helper process compiles the
+    kernels of the later steps (``PREFETCH``) while the first study runs; ``RINIT_FAST_PREFETCH=0`` turns
+    it off whatever ``prefetch`` says.  It changes when kernels compile, never a result."""
     t0 = time.perf_counter()
     st = settings(quick)
     os.makedirs(out, exist_ok=True)
     cfgs = _configs(st, backend, seed)
     res = {}
     helper = None
-    if backend == "cpu" and not quick:
+    if prefetch is None:
+        prefetch = backend == "cpu" and not quick
+    if prefetch:
         from ..kernels.cpu import _jit
         helper = _jit.prefetch(PREFETCH)
     try:
