@@ -44,21 +44,6 @@ def seed(x):
     return v
 
 
-def shape2d(shape):
-    """``n`` -> (n, n); (fan_out, fan_in) -> itself.  Positive integers only."""
-    if isinstance(shape, (numbers.Integral, np.integer)) and not isinstance(shape, (bool, np.bool_)):
-        n = positive_int(shape, "shape")
-        return n, n
-    try:
-        dims = tuple(shape)
-    except TypeError:
-        raise TypeError(f"shape must be an int n or a tuple (fan_out, fan_in), got {shape!r}") from None
-    if len(dims) != 2:
-        raise ValueError(f"shape must be n or (fan_out, fan_in): 1 or 2 dimensions, got {len(dims)} "
-                         f"({dims!r}); for a batch use batch=...")
-    return positive_int(dims[0], "shape[0] (fan_out)"), positive_int(dims[1], "shape[1] (fan_in)")
-
-
 # --- weight shapes of any rank (rf.sample, rinit_fast.torch, rinit_fast.jax) -------------------------
 def weight_shape(shape):
     """``n`` -> (n, n); ``(fan_out, fan_in, *receptive_field)`` -> that tuple of Python ints (every
@@ -515,6 +500,30 @@ def unroll_bias(b, n, dtype):
     if arr.shape != (n,):
         raise ValueError(f"b must have shape (n,) = ({n},), got {arr.shape}")
     return arr
+
+
+def unroll_drive(inputs, U, b, h0, input_scale, n, steps, batch, R, batched, dtype):
+    """What drives a recurrence h_t = f(W h_{t-1} + U x_t + b), checked as rf.unroll checks it (and
+    rf.lyapunov, which runs the same recurrence): returns ``(mode, UT, d, bias, xarr, h0, bound)``, the
+    input mode (spec/unroll.py ``mode_of``), Uᵀ (0 rows without U), the input width d, b (empty without
+    it), the input array (a 1x1x1x1 placeholder unless given), h0 as (batch, R, n) rows or None, and the
+    bound on |U x_t + b| (spec/unroll.py ``input_bound``), already checked against the dtype."""
+    dt = np.dtype(dtype)
+    inputs = unroll_inputs_kind(inputs)
+    mode = _unroll.mode_of(inputs)
+    UT = np.zeros((0, n), dt)
+    if U is not None:
+        UT = np.ascontiguousarray(unroll_matrix_U(U, n, dt).T)
+    d = UT.shape[0] or n
+    bias = np.zeros(0, dt) if b is None else unroll_bias(b, n, dt)
+    xarr = np.zeros((1, 1, 1, 1), dt)
+    if mode == _unroll.ARRAY:
+        xarr = unroll_inputs(inputs, steps, d, batch, R, batched, dt)
+    unroll_stream_length(steps, d)
+    rows = None if h0 is None else unroll_rows(h0, "h0", n, batch, R, batched, dt)
+    bound = _unroll.input_bound(mode, input_scale, xarr, UT, bias)
+    unroll_input_bound(bound, input_scale, dt)
+    return mode, UT, d, bias, xarr, rows, bound
 
 
 # --- studies: rf.plot_study and rinit-fast plot ------------------------------------------------------

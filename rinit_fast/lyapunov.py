@@ -105,21 +105,9 @@ def lyapunov(W, k=None, *, steps, warmup=None, nonlinearity="linear", inputs=Non
     nonlin = _validate.nonlinearity(nonlinearity)
     sigma = _validate.nonneg_finite(input_scale, "input_scale")
     code = activations.code(nonlin)
-    # inputs, U, b, h0: rf.unroll's rules, checks and bound (spec/unroll.py, _validate.py's unroll section)
-    inputs = _validate.unroll_inputs_kind(inputs)
-    mode = unroll_spec.mode_of(inputs)
-    UT = np.zeros((0, n), dt)
-    if U is not None:
-        UT = np.ascontiguousarray(_validate.unroll_matrix_U(U, n, dt).T)
-    d = UT.shape[0] or n
-    bias = np.zeros(0, dt) if b is None else _validate.unroll_bias(b, n, dt)
-    xarr = np.zeros((1, 1, 1, 1), dt)
-    if mode == unroll_spec.ARRAY:
-        xarr = _validate.unroll_inputs(inputs, steps, d, nb, R, batched, dt)
-    _validate.unroll_stream_length(steps, d)
-    g0_in = None if h0 is None else _validate.unroll_rows(h0, "h0", n, nb, R, batched, dt)
-    bound = unroll_spec.input_bound(mode, sigma, xarr, UT, bias)
-    _validate.unroll_input_bound(bound, sigma, dt)
+    # inputs, U, b, h0: rf.unroll's rules, checks and bound (spec/unroll.py, _validate.unroll_drive)
+    mode, UT, d, bias, xarr, g0_in, bound = _validate.unroll_drive(inputs, U, b, h0, sigma, n, steps, nb, R,
+                                                                   batched, dt)
     e_floor = unroll_spec.e_floor(bound, dt)
 
     K = spec.n_records(steps, warmup, rec)

@@ -121,22 +121,10 @@ def unroll(W, steps, *, realizations=1, inputs="gaussian", input_scale=1.0, U=No
     nonlin = _validate.nonlinearity(nonlinearity)
     tangent = _validate.flag(tangent, "tangent")
     sigma = _validate.nonneg_finite(input_scale, "input_scale")
-    inputs = _validate.unroll_inputs_kind(inputs)
-    UT = np.zeros((0, n), dt)
-    if U is not None:
-        UT = np.ascontiguousarray(_validate.unroll_matrix_U(U, n, dt).T)
-    d = UT.shape[0] or n
-    bias = np.zeros(0, dt) if b is None else _validate.unroll_bias(b, n, dt)
-    mode = spec.mode_of(inputs)
-    xarr = np.zeros((1, 1, 1, 1), dt)
-    if mode == spec.ARRAY:
-        xarr = _validate.unroll_inputs(inputs, steps, d, nb, R, batched, dt)
-    _validate.unroll_stream_length(steps, d)
+    mode, UT, d, bias, xarr, g0_in, bound = _validate.unroll_drive(inputs, U, b, h0, sigma, n, steps, nb, R,
+                                                                   batched, dt)
     _validate.unroll_v0(v0, tangent)
-    g0_in = None if h0 is None else _validate.unroll_rows(h0, "h0", n, nb, R, batched, dt)
     v0_in = None if v0 is None else _validate.unroll_rows(v0, "v0", n, nb, R, batched, dt)
-    bound = spec.input_bound(mode, sigma, xarr, UT, bias)
-    _validate.unroll_input_bound(bound, sigma, dt)
 
     # --- plan (rinit_fast/spec/unroll.py) ---------------------------------------------------------------
     p = spec.plan(batch=nb, R=R, n=n, d=d, du=UT.shape[0], steps=steps, record_every=record_every,
