@@ -26,3 +26,12 @@ def machine(load=True):
         cores += f" (load {os.getloadavg()[0]:.1f})"
     return (f"{cpu_model()}, {cores}, Python {platform.python_version()}, numpy {np.__version__}, "
             f"numba {numba.__version__} ({numba.get_num_threads()} threads)")
+
+
+def load_averages(sep=" "):
+    """The 1-, 5- and 15-minute load averages ("?" where the OS has none): other users of the cores make
+    every wall-clock figure slower, so the scripts print them at start and end."""
+    try:
+        return sep.join(f"{x:.2f}" for x in os.getloadavg())
+    except (OSError, AttributeError):
+        return "?"

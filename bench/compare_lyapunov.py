@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
 import time
 
 import numba
@@ -36,16 +35,9 @@ import numpy as np
 
 import rinit_fast as rf
 try:  # as bench.<script> (bench/compare.py) or as a script (bench/ on sys.path)
-    from ._machine import machine
+    from ._machine import load_averages, machine
 except ImportError:
-    from _machine import machine
-
-
-def load():
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "?"
+    from _machine import load_averages, machine
 
 
 def best(fn, repeat, warm=True):
@@ -242,7 +234,7 @@ def main(argv=None):
     from threadpoolctl import ThreadpoolController
     ctl = ThreadpoolController()
     print(f"# compare_lyapunov  {datetime.date.today()}  {machine()}")
-    print(f"# load average (1, 5, 15 min) at start: {load()}")
+    print(f"# load average (1, 5, 15 min) at start: {load_averages()}")
     print("# float32; ratio = anchor / rf.lyapunov (higher = we are faster): wall clock and CPU time "
           "(all threads)")
     print("\n## GEMM ceiling: NumPy matmul 1536^3, GFLOP/s (per CPU second on 1 thread; of wall clock)")
@@ -258,7 +250,7 @@ def main(argv=None):
     big_steps = max(50, steps // 20)
     compare(256, 32, min(batch, 4), big_steps, args.repeat, ctl, args.quick)
     compare(256, 256, 2, max(10, big_steps // 10), args.repeat, ctl, args.quick)
-    print(f"\n# load average (1, 5, 15 min) at end: {load()}")
+    print(f"\n# load average (1, 5, 15 min) at end: {load_averages()}")
     return 0
 
 

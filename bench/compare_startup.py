@@ -31,9 +31,9 @@ import textwrap
 import time
 
 try:  # as bench.<script> (bench/compare.py) or as a script (bench/ on sys.path)
-    from ._machine import machine
+    from ._machine import load_averages, machine
 except ImportError:
-    from _machine import machine
+    from _machine import load_averages, machine
 
 N = 64  # the small size of every first call
 
@@ -156,10 +156,6 @@ def main_job(cache_dir):
     return wall, cpu
 
 
-def load():
-    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--families", default=",".join(FAMILIES),
@@ -180,7 +176,7 @@ def main(argv=None):
         ap.error("--repeat must be >= 1")
 
     print(f"# compare_startup  {datetime.date.today()}  {machine()}")
-    print(f"# load average (1, 5, 15 min) at start: {load()}")
+    print(f"# load average (1, 5, 15 min) at start: {load_averages(', ')}")
     print(f"# first call at n = {N} in a fresh process; cold = empty NUMBA_CACHE_DIR, warm = the cache the "
           f"cold run filled; CPU s = process CPU time (all threads), wall s; best of {args.repeat}")
     print("# 'compiled' = functions Numba compiled during the first call (0 = all loaded from the cache); "
@@ -233,7 +229,7 @@ def main(argv=None):
                   f"cold - warm: {cw - ww:.1f} s wall, {cc - wc:.1f} s CPU (compiling)")
         finally:
             shutil.rmtree(cache, ignore_errors=True)
-    print(f"\n# load average (1, 5, 15 min) at end: {load()}")
+    print(f"\n# load average (1, 5, 15 min) at end: {load_averages(', ')}")
     return 0
 
 

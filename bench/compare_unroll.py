@@ -40,17 +40,9 @@ import numpy as np
 
 import rinit_fast as rf
 try:  # as bench.<script> (bench/compare.py) or as a script (bench/ on sys.path)
-    from ._machine import machine
+    from ._machine import load_averages, machine
 except ImportError:
-    from _machine import machine
-
-
-def load():
-    """The load average of the machine (other users of the two cores make every wall-clock figure slower)."""
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "?"
+    from _machine import load_averages, machine
 
 
 def timed(fn, steps, repeat):
@@ -228,7 +220,7 @@ def compile_times():
 
 def main_compile():
     print(f"# compare_unroll --compile  {datetime.date.today()}  {machine()}")
-    print(f"# load average (1, 5, 15 min) at start: {load()}")
+    print(f"# load average (1, 5, 15 min) at start: {load_averages()}")
     cold, warm = compile_times()
     print("# CPU seconds of the first call of each variant, in this order, in one fresh process (empty "
           "Numba cache; the stream body compiled beforehand), then in a second one (cache filled)")
@@ -236,7 +228,7 @@ def main_compile():
     for (name, _), c, w in zip(COMPILE_CASES, cold, warm):
         print(f"{name:52} {c:6.2f} {w:7.2f}")
     print(f"{'all':52} {sum(cold):6.2f} {sum(warm):7.2f}")
-    print(f"# load average (1, 5, 15 min) at end: {load()}")
+    print(f"# load average (1, 5, 15 min) at end: {load_averages()}")
     return 0
 
 
@@ -262,7 +254,7 @@ def main(argv=None):
     ctl = ThreadpoolController()
     print(f"# compare_unroll  {datetime.date.today()}  {machine()}"
           + (f", torch {torch.__version__} ({torch.get_num_threads()} threads)" if torch else ", no torch"))
-    print(f"# load average (1, 5, 15 min) at start: {load()}")
+    print(f"# load average (1, 5, 15 min) at start: {load_averages()}")
     print(f"# steps/s, best (median) of {repeat} runs, wall clock; ratio = rinit_fast / anchor "
           f"(higher = we are faster); CPU us/step = least process CPU time per step (all threads), its "
           f"ratio = anchor / rinit_fast; float32, R = {R}")
@@ -306,7 +298,7 @@ def main(argv=None):
             cratio = "" if name.startswith("rf.") else f"{cpu / ours_cpu:6.2f}"
             print(f"{name:42} {best:9.0f} {med:9.0f} {best * flop / 1e9:8.1f} {ratio:>6} {cpu:11.1f} "
                   f"{cratio:>6}")
-    print(f"\n# load average (1, 5, 15 min) at end: {load()}")
+    print(f"\n# load average (1, 5, 15 min) at end: {load_averages()}")
     return 0
 
 
