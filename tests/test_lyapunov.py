@@ -612,3 +612,23 @@ def test_edge_of_chaos_report(tmp_path):
     assert any("Kaplan–Yorke" in ln for ln in lines)
     table = (tmp_path / "lyapunov_table.csv").read_text().splitlines()
     assert len(table) == 1 + len(st["gains"]) * st["matrices"] + st["lin_matrices"] * st["n"]
+
+
+def test_edge_of_chaos_computed_apart_from_writing(tmp_path):
+    """compute() writes nothing; write() of its numbers gives edge_of_chaos's lines and table; the main
+    job's background thread (reproduce._Background) hands over the value, or the error."""
+    from rinit_fast.studies import reproduce
+    from rinit_fast.studies.lyapunov_report import compute, edge_of_chaos, write
+    bg = reproduce._Background(compute, quick=True, seed=7)
+    data = bg.result()
+    assert not any(tmp_path.iterdir())
+    lines, _ = write(str(tmp_path / "a"), data)
+    lines2, _ = edge_of_chaos(str(tmp_path / "b"), quick=True, seed=7)
+    assert lines == lines2
+    table = [(tmp_path / d / "lyapunov_table.csv").read_text() for d in ("a", "b")]
+    assert table[0] == table[1]
+
+    def boom():
+        raise KeyError("from the background")
+    with pytest.raises(KeyError, match="from the background"):
+        reproduce._Background(boom).result()

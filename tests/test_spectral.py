@@ -401,3 +401,26 @@ def test_waves_and_threads_change_no_bit(monkeypatch):
             np.testing.assert_array_equal(rf.spectral_norm(W).norm, nref.norm)
     finally:
         numba.set_num_threads(old)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64, np.complex128])
+def test_finiteness_check_finds_every_non_finite_entry(dtype):
+    """_validate.finite (min/max of the real and imaginary parts) against isfinite().all(): a NaN or an
+    infinity anywhere, in either part, in contiguous and strided arrays; empty arrays pass."""
+    from rinit_fast import _validate
+    rng = np.random.default_rng(5)
+    cplx = np.dtype(dtype).kind == "c"
+    bad = [np.nan, np.inf, -np.inf] + ([complex(0, np.nan), complex(1, -np.inf)] if cplx else [])
+    for v in bad:
+        for _ in range(4):
+            a = rng.standard_normal((3, 7, 5)).astype(dtype)
+            a[tuple(rng.integers(0, s) for s in a.shape)] = v
+            for view in (a, a[:, ::2], a.transpose(0, 2, 1), a[..., 1:]):
+                expect = bool(np.isfinite(view).all())
+                if expect:
+                    _validate.finite(view, "W")
+                else:
+                    with pytest.raises(ValueError, match="W contains NaN or infinite"):
+                        _validate.finite(view, "W")
+    _validate.finite(np.zeros((0, 4), dtype), "W")
+    _validate.finite(np.full((2, 2), np.finfo(np.float32).max, dtype), "W")

@@ -62,6 +62,24 @@ def test_chunking_invariance(tmp_path, reference):
     _same(reference, run_study(CFG, tmp_path / "b", chunk=4))
 
 
+def test_later_chunks_of_a_cell_draw_into_the_first_ones_buffer(tmp_path, reference, monkeypatch):
+    """The sequential loop reuses one sample buffer per cell (execute._reuse_samples): the matrices and
+    every result are those of fresh arrays; outside run_study nothing is kept."""
+    from rinit_fast import sampling
+    calls = []
+    real = sampling.sample
+
+    def spy(*args, out=None, **kw):
+        calls.append(out is not None)
+        r = real(*args, out=out, **kw)
+        assert np.array_equal(r, real(*args, **kw))
+        return r
+    monkeypatch.setattr(sampling, "sample", spy)
+    _same(reference, run_study(CFG, tmp_path / "c", chunk=2))
+    assert any(calls) and not all(calls)       # 3 chunks per cell: the 2nd and 3rd reuse the 1st's buffer
+    assert getattr(execute._REUSE, "last", None) is None
+
+
 def test_interrupt_and_resume(tmp_path, monkeypatch, reference):
     out = tmp_path / "s"
     bad = storage.chunk_name("resc", 9, 4, 6)

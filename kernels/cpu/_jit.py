@@ -133,7 +133,8 @@ class LazyKernel:
                     if self.signatures is None:
                         d = numba.njit(**self._opts)(self.py_func)
                     else:
-                        d = numba.njit([self.signatures[i]], **self._opts)(self.py_func)
+                        with _compile_lock(self, i):
+                            d = numba.njit([self.signatures[i]], **self._opts)(self.py_func)
                     self._by_sig[i] = d
         return d
 
@@ -201,6 +202,64 @@ class LazyKernel:
 
     def __repr__(self):
         return f"<LazyKernel {self.py_func.__module__}.{self.py_func.__qualname__}>"
+
+
+LOCK_WAIT_S = 300.0
+"""How long a process waits for another one's compilation of the same signature before compiling it
+itself (a guard against a stopped process holding the lock; compilations take seconds)."""
+
+
+class _compile_lock:
+    """An exclusive lock per kernel signature and cache directory, shared by the processes of this machine
+    and user: while one process compiles a signature into the cache, another that needs it waits and
+    then loads it, instead of compiling it too.  This is what lets the main job's helper
+    (:func:`prefetch`) and the job itself, or Dask workers sharing one cache, each compile a kernel
+    once: without it, a job reaching a kernel the helper was still compiling compiled it a second time
+    (measured: 4.4 CPU s for lyapunov.run_item at the end of a cold `rinit-fast`).  A file lock
+    (``fcntl.flock``) in the temporary directory: it goes with the process that holds it, even when
+    that process is killed.  A no-op where ``fcntl`` does not exist (Windows) or the lock file cannot be
+    made; after ``LOCK_WAIT_S`` a waiter compiles anyway."""
+
+    def __init__(self, k, i):
+        import hashlib
+        mod = sys.modules[k.py_func.__module__]
+        cache = numba.config.CACHE_DIR or os.path.dirname(os.path.abspath(mod.__file__))
+        key = "\0".join((os.path.abspath(cache), k.py_func.__module__, k.py_func.__qualname__,
+                         signature_text(k.signatures[i])))
+        self.name = hashlib.sha256(key.encode()).hexdigest()[:32] + ".lock"
+        self.f = None
+
+    def __enter__(self):
+        try:
+            import fcntl
+            import tempfile
+            d = os.path.join(tempfile.gettempdir(), f"rinit-fast-compile-{os.getuid()}")
+            os.makedirs(d, mode=0o700, exist_ok=True)
+            self.f = open(os.path.join(d, self.name), "a")
+        except (ImportError, OSError, AttributeError):  # no fcntl / no getuid (Windows), no writable temp
+            self.f = None
+            return self
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except BlockingIOError:
+                if time.monotonic() > deadline:       # compile without the lock: at worst, twice
+                    self.f.close()
+                    self.f = None
+                    return self
+                time.sleep(0.02)
+            except OSError:                           # a file system without flock: no lock
+                self.f.close()
+                self.f = None
+                return self
+
+    def __exit__(self, *exc):
+        if self.f is not None:
+            self.f.close()                            # closing the file releases the lock
+            self.f = None
+        return False
 
 
 def kernel(signature=None, *, parallel=False, **extra):

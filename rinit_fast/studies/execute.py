@@ -15,6 +15,7 @@ import copy
 import math
 import os
 import sys
+import threading
 
 import numpy as np
 
@@ -133,6 +134,29 @@ def expected_arrays(cfg, k):
             for name, (dims, dt) in sample_arrays(cfg).items()}
 
 
+_REUSE = threading.local()
+"""``_REUSE.last`` (inside :class:`_reuse_samples`): (key, array) of the previous chunk's sample batch on this
+thread, whose memory the next chunk of the same cell and size draws into."""
+
+
+class _reuse_samples:
+    """Within this context, consecutive chunks of one cell on this thread draw their matrices into one
+    buffer (``rf.sample(out=...)``) instead of a fresh array each.  A fresh batch of tens of megabytes is
+    fresh pages, which the kernel zeroes on first touch: measured 12% of the time of a chunk of 50
+    complex 500 x 500 matrices and their spectral radii (bench/NOTES.md, "The main job's chunks").  The
+    buffer lives as long as the context (``run_study``'s sequential loop): measures use ``work.W``
+    within their chunk and return new arrays, never a view of it."""
+
+    def __enter__(self):
+        self.outer = getattr(_REUSE, "last", None)
+        _REUSE.last = (None, None)
+        return self
+
+    def __exit__(self, *exc):
+        _REUSE.last = self.outer
+        return False
+
+
 class Work:
     """What a measure computes on: samples ``start .. stop-1`` of ``cell``; ``W`` samples the cell's
     matrices (once, shared by every measure that uses them)."""
@@ -147,9 +171,20 @@ class Work:
         if self._W is None:
             from .. import sampling
             c = self.cell
-            self._W = sampling.sample(c.entry["scheme"], c.width, batch=self.stop - self.start, seed=self.seed,
-                                      start=self.start, dtype=self.cfg["dtype"], backend=self.backend,
-                                      gain=c.gain, **c.params)
+            kw = dict(batch=self.stop - self.start, seed=self.seed, start=self.start, dtype=self.cfg["dtype"],
+                      backend=self.backend, gain=c.gain, **c.params)
+            last = getattr(_REUSE, "last", None)
+            if last is None or self.backend != "cpu":
+                self._W = sampling.sample(c.entry["scheme"], c.width, **kw)
+                return self._W
+            # the same scheme, parameters, width, batch and dtype: the same shape and dtype of result
+            key = (c.entry["scheme"], repr(sorted(c.params.items())), c.width, kw["batch"], kw["dtype"])
+            if last[0] == key:
+                self._W = sampling.sample(c.entry["scheme"], c.width, out=last[1], **kw)
+            else:
+                _REUSE.last = (None, None)           # let the previous buffer go before drawing a new one
+                self._W = sampling.sample(c.entry["scheme"], c.width, **kw)
+                _REUSE.last = (key, self._W)
         return self._W
 
 
@@ -358,13 +393,14 @@ def run_study(config, out, workers=None, scheduler=None, *, chunk=None, progress
         if tasks and (workers is not None or scheduler is not None):
             _run_dask(cfg, tasks, done, failures, workers, scheduler)
         else:
-            for task in tasks:
-                try:
-                    arrays = compute_chunk(cfg, task)
-                except Exception as exc:
-                    failures.append((task["name"], exc))
-                    break  # sequential: stop at the first failure (a rerun resumes from here)
-                done(task, arrays)
+            with _reuse_samples():
+                for task in tasks:
+                    try:
+                        arrays = compute_chunk(cfg, task)
+                    except Exception as exc:
+                        failures.append((task["name"], exc))
+                        break  # sequential: stop at the first failure (a rerun resumes from here)
+                    done(task, arrays)
     finally:
         if bar is not None:
             bar.close()

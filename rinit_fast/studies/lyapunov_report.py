@@ -1,6 +1,6 @@
 """The edge-of-chaos section of ``rinit-fast reproduce`` (issue 14): Lyapunov spectra with ``rf.lyapunov``.
 
-``edge_of_chaos(out, quick=False, seed=2026)`` writes into ``out``
+``edge_of_chaos(out, quick=False, seed=2026)`` (:func:`compute`, then :func:`write`) writes into ``out``
 
     lyapunov_edge.png       the largest exponent and the Kaplan–Yorke dimension of h_t = tanh(g W h_{t-1})
                             (Glorot W, no input) against g, beside the linear recurrence's log rho(g W)
@@ -41,11 +41,16 @@ def _crossing(g, y):
 
 def edge_of_chaos(out, *, quick=False, seed=2026):
     """Run the two Lyapunov experiments into ``out``; return (markdown lines, [figure paths])."""
+    return write(out, compute(quick=quick, seed=seed))
+
+
+def compute(*, quick=False, seed=2026):
+    """The numbers of both experiments (a dict of arrays; writes nothing).  The main job runs this in a
+    background thread while it draws the figures of the other sections (rinit_fast/studies/reproduce.py)."""
     from ..lyapunov import lyapunov
     from ..sampling import sample
     from ..kernels.cpu import threads
     st = settings(quick)
-    os.makedirs(out, exist_ok=True)
     n, gains = st["n"], st["gains"]
     W = sample("glorot_normal", n, batch=st["matrices"], seed=seed, dtype="float64")
     with threads.blas_single_thread():
@@ -66,7 +71,18 @@ def edge_of_chaos(out, *, quick=False, seed=2026):
     rl = lyapunov(Wl, steps=st["lin_steps"], warmup=st["lin_warmup"], seed=seed)
     with threads.blas_single_thread():
         logmod = np.sort(np.log(np.abs(np.linalg.eigvals(Wl))), axis=-1)[:, ::-1]
-    spec = rl.exponents[:, 0, :]
+    return {"quick": quick, "W": W, "Wl": Wl, "logrho": logrho, "lam1": lam1, "err1": err1, "ky": ky,
+            "ent": ent, "chaotic": chaotic, "lin": lin, "spec": rl.exponents[:, 0, :], "logmod": logmod}
+
+
+def write(out, data):
+    """Write the table and figures of :func:`compute`'s ``data`` into ``out``; return (markdown lines,
+    [figure paths])."""
+    st = settings(data["quick"])
+    n, gains = st["n"], st["gains"]
+    names = ("W", "Wl", "logrho", "lam1", "err1", "ky", "ent", "chaotic", "lin", "spec", "logmod")
+    W, Wl, logrho, lam1, err1, ky, ent, chaotic, lin, spec, logmod = (data[k] for k in names)
+    os.makedirs(out, exist_ok=True)
     dev = np.abs(spec - logmod)
 
     rows = []

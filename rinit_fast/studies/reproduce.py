@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
 
 import numpy as np
@@ -46,7 +47,8 @@ PREFETCH = [
     ("spectral", "arnoldi_complex", None), ("sampling", "_qr_items", None),
     ("unroll", "run_item", "float32"), ("spectral", "prep", "complex64"),
     ("propagate", "network_normal_tanh", "float32"), ("propagate", "network_normal_relu", "float32"),
-    ("propagate", "network_normal_sigmoid", "float32"), ("lyapunov", "run_item", "float64"),
+    ("propagate", "network_normal_sigmoid", "float32"), ("sampling", "_normal_items", "float64"),
+    ("lyapunov", "run_item", "float64"),
 ]
 """Kernels the CPU report compiles after its first study; ``reproduce`` has them compiled ahead in a
 low-priority helper process while the first study runs (docs/performance.md, "The main job")."""
@@ -140,9 +142,35 @@ def reproduce(out="rinit-report", *, backend="cpu", quick=False, seed=2026, prog
             helper.stop()
 
 
+class _Background(threading.Thread):
+    """``fn(**kw)`` in a daemon thread; ``result()`` joins it and returns its value or raises its error."""
+
+    def __init__(self, fn, **kw):
+        super().__init__(daemon=True, name="rinit-fast-report")
+        self.fn, self.kw, self.value, self.error = fn, kw, None, None
+        self.start()
+
+    def run(self):
+        try:
+            self.value = self.fn(**self.kw)
+        except BaseException as exc:  # handed to the caller by result()
+            self.error = exc
+
+    def result(self):
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
 def _report(out, res, st, backend, quick, seed, t0, log):
     from .. import theory
     from ..calibrate import quantile_ci
+    from . import lyapunov_report
+    # (e)'s numbers are computed while (a)-(d) draw their figures: matplotlib runs on one core and holds the
+    # GIL, the Lyapunov kernels release it (measured: bench/NOTES.md "The main job's tail").  Its own
+    # figures are drawn here, after it (matplotlib is used from this thread only).
+    edge = _Background(lyapunov_report.compute, quick=quick, seed=seed)
     summary = {"quick": quick, "backend": backend, "seed": seed, "confidence": U.CONFIDENCE, "radius": [],
                "calibration": [], "recurrence": [], "propagation": []}
 
@@ -224,8 +252,7 @@ def _report(out, res, st, backend, quick, seed, t0, log):
     summary["propagation"] = _propagation(out, {a: res[f"depth-{a}"] for a in PROP_ACTIVATIONS})
 
     # (e) the edge of chaos: Lyapunov spectra (rinit_fast/studies/lyapunov_report.py) ---------------------
-    from .lyapunov_report import edge_of_chaos
-    lines, _figs = edge_of_chaos(out, quick=quick, seed=seed)
+    lines, _figs = lyapunov_report.write(out, edge.result())
     summary["lyapunov"] = lines
 
     summary["wall_s"] = time.perf_counter() - t0
