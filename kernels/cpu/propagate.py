@@ -13,9 +13,8 @@ once by a single-threaded BLAS GEMM: the generation of a value is shared by ever
 gradients and biases come from the same fills.
 
 BLAS is SciPy's ``cython_blas`` sgemm/dgemm (the library NumPy's and Numba's matmul reach too), called
-from the jitted code through a symbol registered with llvmlite and an ``@intrinsic`` call (public APIs
-only: ``numba.extending.get_cython_function_address``, ``llvmlite.binding.add_symbol``), with alpha and
-beta exposed so that the backward pass accumulates panel after panel inside the GEMM (beta = 1).
+from the jitted code by kernels/cpu/blas.py's ``xgemm`` (public APIs only), with alpha and beta exposed
+so that the backward pass accumulates panel after panel inside the GEMM (beta = 1).
 
 Layout: every state is (units, samples), C order.  Statistics go to ``stats[j, l, :]`` (float64, columns
 ``STAT_FIELDS``), computed in float64 from the dtype's values, in a fixed order that depends on neither
@@ -44,19 +43,18 @@ from __future__ import annotations
 
 import warnings
 
-import llvmlite.binding as _llvm
 import numba
 import numpy as np
-from llvmlite import ir
 from numba import types
 from numba.core.errors import NumbaIRAssumptionWarning
-from numba.extending import get_cython_function_address, intrinsic, overload
+from numba.extending import intrinsic, overload
 
 from rinit_fast.spec import activations as A
 from rinit_fast.spec import propagate as P
 
 from . import threads
 from ._jit import _COMMON, device, kernel
+from .blas import xgemm
 from .philox import M32, u32_as_f32
 from .stream import fill_normal, fill_truncated, fill_uniform
 
@@ -77,58 +75,7 @@ _u64 = types.uint64
 _i64 = types.int64
 
 
-# --- BLAS: SciPy's cython_blas gemm, called from jitted code ---------------------------------------
-# The Fortran symbols' addresses are registered under names of our own before any kernel is compiled or
-# loaded from the cache; the cached machine code refers to the names, resolved when it is linked.
-_GEMM_SYMBOLS = {32: "rinit_fast_blas_sgemm", 64: "rinit_fast_blas_dgemm"}
-for _bits, _name in _GEMM_SYMBOLS.items():
-    _llvm.add_symbol(_name, get_cython_function_address("scipy.linalg.cython_blas",
-                                                        "sgemm" if _bits == 32 else "dgemm"))
-
-
-@intrinsic
-def xgemm(typingctx, transb, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc):
-    """Column-major ``c[m, n] = alpha · a[m, k] @ op(b) + beta · c`` (op: transpose when ``transb`` is
-    ord('t'), none for ord('n')); ``pa``, ``pb``, ``pc`` the addresses of the matrices' first elements
-    (``arr.ctypes.data`` + offset), integers by value; alpha and beta of the dtype (float32: sgemm).
-    Row-major C = A @ B is the column-major product C^T = B^T A^T, which is how the callers read."""
-    ints = (transb, m, n, k, pa, lda, pb, ldb, pc, ldc)
-    if not (isinstance(alpha, types.Float) and alpha == beta and alpha.bitwidth in _GEMM_SYMBOLS
-            and all(isinstance(t, types.Integer) for t in ints)):
-        return None
-    bits = alpha.bitwidth
-    sig = types.void(transb, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc)
-
-    def codegen(context, builder, signature, args):
-        i8, i32 = ir.IntType(8), ir.IntType(32)
-        ft = ir.FloatType() if bits == 32 else ir.DoubleType()
-        i8p, i32p, ftp = i8.as_pointer(), i32.as_pointer(), ft.as_pointer()
-        fnty = ir.FunctionType(ir.VoidType(), [i8p, i8p, i32p, i32p, i32p, ftp, ftp, i32p, ftp, i32p, ftp,
-                                               ftp, i32p])
-        name = _GEMM_SYMBOLS[bits]
-        fn = builder.module.globals.get(name)
-        if fn is None:
-            fn = ir.Function(builder.module, fnty, name)
-
-        def by_ref(ty, value):          # Fortran: every argument by reference
-            with builder.goto_entry_block():
-                slot = builder.alloca(ty)
-            builder.store(value, slot)
-            return slot
-
-        def int32(v):
-            return builder.trunc(v, i32) if v.type.width > 32 else builder.zext(v, i32) if v.type.width < 32 else v
-
-        tb, m_, n_, k_, al, a_, lda_, b_, ldb_, be, c_, ldc_ = args
-        builder.call(fn, [by_ref(i8, ir.Constant(i8, ord("n"))), by_ref(i8, builder.trunc(tb, i8)),
-                          by_ref(i32, int32(m_)), by_ref(i32, int32(n_)), by_ref(i32, int32(k_)), by_ref(ft, al),
-                          builder.inttoptr(a_, ftp), by_ref(i32, int32(lda_)), builder.inttoptr(b_, ftp),
-                          by_ref(i32, int32(ldb_)), by_ref(ft, be), builder.inttoptr(c_, ftp),
-                          by_ref(i32, int32(ldc_))])
-        return context.get_dummy_value()
-    return sig, codegen
-
-
+# --- BLAS: SciPy's cython_blas gemm (kernels/cpu/blas.py) ----------------------------------------
 _N = np.int64(ord("n"))
 _T = np.int64(ord("t"))
 

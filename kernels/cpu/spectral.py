@@ -12,7 +12,8 @@ work (Rayleigh–Ritz, restart bases) are the spec's, shared with the GPU; what 
 * ``arnoldi``    Arnoldi steps (W q, two passes of classical Gram–Schmidt) up to each matrix's next check;
 * ``lanczos``    Lanczos steps on W^H W, the same way.
 
-Every product is a BLAS GEMV through ``np.dot``; the arithmetic of each step is unchanged from the
+Every product is a BLAS GEMV (kernels/cpu/blas.py ``mv``/``vm``: the call ``np.dot`` makes, without
+compiling ``np.dot``); the arithmetic of each step is unchanged from the
 per-matrix routine these kernels replaced (tests/golden holds its outputs).  Restarts, which apply the
 spec's small matrices to a basis, are NumPy matmuls here (the same BLAS calls).
 
@@ -45,6 +46,7 @@ from rinit_fast.spec import spectral as spec
 
 from . import threads
 from ._jit import device, kernel
+from .blas import mv, vm
 
 WAVE_ENTRIES = 2 ** 20
 """A wave holds about this many matrix entries (4 matrices at n = 500, 64 at n = 128, one from n = 1024).
@@ -86,9 +88,9 @@ def _conj(x):
 @device
 def _adjoint_dot(a, y):
     """Aᴴ y for a square C-contiguous A (the conjugations are no-ops for real arrays), as conj(conj(y)ᵀ A):
-    the same BLAS call as ``np.dot(a.T, ...)`` (same bits) with one ``np.dot`` specialisation fewer to
-    compile (vector times matrix is Gram–Schmidt's too)."""
-    return _conj(np.dot(_conj(y), a))
+    the same BLAS call as ``np.dot(a.T, ...)`` (same bits), through the vector-times-matrix product
+    Gram–Schmidt uses too."""
+    return _conj(vm(_conj(y), a))
 
 
 @device
@@ -96,8 +98,8 @@ def _gram_schmidt(q, j, w, hcol):
     """Orthogonalise w against rows q[:j] twice (CGS2), accumulating the coefficients in hcol[:j]."""
     n = w.shape[0]
     for _ in range(2):
-        h = _conj(np.dot(q[:j], _conj(w)))
-        d = np.dot(h, q[:j])
+        h = _conj(mv(q[:j], _conj(w)))
+        d = vm(h, q[:j])
         for k in range(n):                 # explicit loops: array expressions pull in Numba's
             w[k] -= d[k]                   # broadcasting error machinery (seconds of compile time)
         for i in range(j):
@@ -199,7 +201,7 @@ def _frobenius(a):
 @device
 def _arnoldi_step(wk, q, hh, j, brk_tol):
     """Extend the Arnoldi basis by q[j+1] (CGS2); returns True on breakdown (invariant subspace)."""
-    wv = np.dot(wk, q[j])
+    wv = mv(wk, q[j])
     _gram_schmidt(q, j + 1, wv, hh[:, j])
     beta = _vnorm(wv)
     hh[j + 1, j] = beta
@@ -266,7 +268,7 @@ def _isometry(wk, xs, items, i0, i1, c2, defect):
         for v in range(2):
             x = xs[b, v]
             nx2 = _vnorm(x) ** 2
-            y = np.dot(a, x)
+            y = mv(a, x)
             z = _adjoint_dot(a, y)
             c = _vnorm(y) ** 2 / nx2
             c2[k, v] = c
@@ -317,7 +319,7 @@ def _power(w3, x0, items, i0, i1, steps, settle, xout, done, zero):
         gprev = -1.0
         z = False
         while cnt < steps[k]:
-            yf = np.dot(wf, xf)
+            yf = mv(wf, xf)
             cnt += 1
             ny = _vnorm(yf)
             if ny == 0.0:
@@ -412,7 +414,7 @@ def _lanczos(wk, v3, alpha, beta, items, i0, i1, j0, j1, brk_tol, jend, brk):
         j = j0[k]
         br = False
         while j < j1[k]:
-            u = np.dot(a, v[j])
+            u = mv(a, v[j])
             wv = _adjoint_dot(a, u)
             for i in range(hcol.shape[0]):
                 hcol[i] = 0.0
