@@ -4,6 +4,8 @@ user would otherwise make, at a small size.
 
     python bench/compare_startup.py [--families sample,spectral_radius] [--repeat 1] [--quick]
     python bench/compare_startup.py --main-job        # also `rinit-fast` (the main job) cold and warm
+    python bench/compare_startup.py --families sample --main-job --main-rounds 3 --against OTHER/bin/python
+                                                      # the main job of two installations, alternately
 
 Each measurement is a fresh ``python`` process (``-P``, in an empty working directory, so the installed
 rinit_fast is the one imported) with ``NUMBA_CACHE_DIR`` set: a new empty directory for the cold run, the
@@ -137,19 +139,34 @@ def measure_family(family, repeat):
     return best(colds), best(warms), best(anchors)
 
 
+def speed_probe():
+    """A fixed reference workload, to tell the machine's state: single-thread float32 1024² products."""
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+    a = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32)
+    with threadpool_limits(1):
+        a @ a
+        t = time.perf_counter()
+        for _ in range(20):
+            a @ a
+        dt = time.perf_counter() - t
+    return f"single-thread float32 1024² matmul {20 * 2 * 1024 ** 3 / dt / 1e9:.0f} GFLOP/s"
+
+
 def children_cpu():
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
 
 
-def main_job(cache_dir):
-    """Wall and CPU seconds of `rinit-fast` (no arguments: the main job) in a fresh empty directory."""
+def main_job(cache_dir, python=None):
+    """Wall and CPU seconds of `rinit-fast` (no arguments: the main job) in a fresh empty directory, run by
+    ``python`` (default: this interpreter; another one: another installation, e.g. another commit's)."""
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
     code = "import sys; from rinit_fast.cli import main; sys.exit(main([]))"
     with tempfile.TemporaryDirectory(prefix="rf-startup-main-") as cwd:
         c0, w0 = children_cpu(), time.perf_counter()
-        p = subprocess.run([sys.executable, "-P", "-c", code], cwd=cwd, env=env, capture_output=True,
-                           text=True)
+        p = subprocess.run([python or sys.executable, "-P", "-c", code], cwd=cwd, env=env,
+                           capture_output=True, text=True)
         wall, cpu = time.perf_counter() - w0, children_cpu() - c0
     if p.returncode != 0:
         raise RuntimeError(f"rinit-fast failed ({p.returncode}):\n{p.stderr[-3000:]}")
@@ -165,6 +182,10 @@ def main(argv=None):
     ap.add_argument("--main-job", action="store_true", help="also time `rinit-fast` (the main job) with an "
                     "empty and with a filled cache (minutes)")
     ap.add_argument("--quick", action="store_true", help="sample and spectral_norm only")
+    ap.add_argument("--against", metavar="PYTHON", help="with --main-job: also time the main job of another "
+                    "installation (this interpreter of another environment, e.g. another commit's), the two "
+                    "alternately, --main-rounds times: the machine's speed drifts (docs/performance.md)")
+    ap.add_argument("--main-rounds", type=int, default=1, help="with --main-job: rounds (default 1)")
     args = ap.parse_args(argv)
     fams = [f.strip() for f in args.families.split(",") if f.strip()]
     if args.quick:
@@ -219,16 +240,21 @@ def main(argv=None):
 
     if args.main_job:
         print("\n## rinit-fast (the main job: reproduce into ./rinit-report), fresh empty working directory")
-        cache = tempfile.mkdtemp(prefix="rf-startup-cache-")
-        try:
-            cw, cc = main_job(cache)
-            print(f"cold (empty NUMBA_CACHE_DIR): {cw:7.1f} s wall {cc:7.1f} s CPU   "
-                  f"(target <= 35 s wall on a quiet 2-core machine)", flush=True)
-            ww, wc = main_job(cache)
-            print(f"warm (the cache it filled):   {ww:7.1f} s wall {wc:7.1f} s CPU   "
-                  f"cold - warm: {cw - ww:.1f} s wall, {cc - wc:.1f} s CPU (compiling)")
-        finally:
-            shutil.rmtree(cache, ignore_errors=True)
+        print(f"# machine speed now: {speed_probe()}")
+        runs = [("this", None)] + ([("against", args.against)] if args.against else [])
+        for rnd in range(max(1, args.main_rounds)):
+            for label, python in runs:
+                cache = tempfile.mkdtemp(prefix="rf-startup-cache-")
+                try:
+                    cw, cc = main_job(cache, python)
+                    print(f"{label:<8} cold (empty NUMBA_CACHE_DIR): {cw:7.1f} s wall {cc:7.1f} s CPU   "
+                          f"(target <= 35 s wall on a quiet 2-core machine)", flush=True)
+                    ww, wc = main_job(cache, python)
+                    print(f"{label:<8} warm (the cache it filled):   {ww:7.1f} s wall {wc:7.1f} s CPU   "
+                          f"cold - warm: {cw - ww:.1f} s wall, {cc - wc:.1f} s CPU (compiling)", flush=True)
+                finally:
+                    shutil.rmtree(cache, ignore_errors=True)
+        print(f"# machine speed now: {speed_probe()}")
     print(f"\n# load average (1, 5, 15 min) at end: {load_averages(', ')}")
     return 0
 
