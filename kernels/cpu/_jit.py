@@ -501,16 +501,20 @@ class Prefetch:
         self.stop()
 
 
-def prefetch(items, *, nice=10):
-    """Compile ``items`` (see ``resolve``) into Numba's on-disk cache in a helper process of low priority
-    (``nice`` added), while this process goes on; returns a ``Prefetch``, or None when the environment
-    variable ``RINIT_FAST_PREFETCH=0`` turns this off or no interpreter can be started.
+def prefetch(items, *, nice=0):
+    """Compile ``items`` (see ``resolve``) into Numba's on-disk cache in a helper process (``nice`` added
+    to its priority; default none), while this process goes on; returns a ``Prefetch``, or None when the
+    environment variable ``RINIT_FAST_PREFETCH=0`` turns this off or no interpreter can be started.
 
     What it is for: a job that knows which kernels its later steps will call (the main job,
     rinit_fast/studies/reproduce.py) starts their compilation at once.  Numba compiles on one core; on a
     cold cache the job's own compiling leaves the other core idle, and the helper uses it, so that a later
-    step finds its kernel in the cache (a load of ~0.1 s) instead of compiling it then.  At low priority it
-    takes little from the job's computing threads; with a filled cache it only loads each entry and exits.
+    step finds its kernel in the cache (a load of ~0.1 s) instead of compiling it then.  At the job's own
+    priority: the helper's work has to be done before the job's end anyway, and at low priority (nice +10,
+    until 2026-12-05) it was starved while the job computed on every core, reached the last kernel only
+    when the job needed it, and the job waited for it with a core idle (6.7 s at the end of a cold
+    `rinit-fast`; bench/NOTES.md, "The main job against the code the target was set on").  With a filled
+    cache it only loads each entry and exits.
     If the job reaches a kernel the helper has not finished, the job compiles it itself, as without a
     helper.  Items should not be functions the job compiles in the same moment (two processes writing
     different signatures of one function into one cache index can drop an entry; the cost is a compile
