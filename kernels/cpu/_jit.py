@@ -204,6 +204,17 @@ class LazyKernel:
         return f"<LazyKernel {self.py_func.__module__}.{self.py_func.__qualname__}>"
 
 
+def _new_locks_in_child():
+    """After a fork: a kernel's lock held by another thread of the parent (compiling) would stay held in
+    the child, whose first call of that kernel would then wait forever."""
+    for k in REGISTRY:
+        k._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_locks_in_child)
+
+
 LOCK_WAIT_S = 300.0
 """How long a process waits for another one's compilation of the same signature before compiling it
 itself (a guard against a stopped process holding the lock; compilations take seconds)."""

@@ -4,10 +4,13 @@ The CPU kernels release the GIL and are parallelised coarsely (docs/CONVENTIONS.
 networks or realisation chunks per task, spread over ``nthreads()`` Python threads, with no Numba
 parallel region inside a task.  A kernel that calls BLAS/LAPACK from such a task runs inside
 ``blas_single_thread()``: nested BLAS threads oversubscribe the cores (measured 44 ms instead of about
-7 per 500×500 QR; bench/NOTES.md).  Results never depend on which thread runs which task.
+7 per 500×500 QR; bench/NOTES.md).  Results never depend on which thread runs which task.  A process
+forked from one that has used the pool (``multiprocessing``'s default on Linux) starts a pool of its own
+(``_after_fork_in_child``): the parent's workers do not exist in the child.
 """
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,6 +19,8 @@ _POOL = None
 _POOL_SIZE = 0
 _POOL_LOCK = threading.Lock()
 _WORKER = threading.local()   # .active: this thread is one of the pool's workers
+_BLAS_LOCK = threading.Lock()
+_BLAS_LIMITER = None          # threadpoolctl's limiter of the blas_single_thread region that set the limit
 
 
 def nthreads():
@@ -25,14 +30,63 @@ def nthreads():
 
 
 def blas_single_thread():
-    """A context in which every loaded BLAS library (OpenBLAS, MKL, ...) runs on one thread."""
+    """A context in which every loaded BLAS library (OpenBLAS, MKL, ...) runs on one thread.
+
+    Regions of several threads at once share one limit: the region that opens while no limit is set
+    sets it, from its own thread, and restores the libraries' setting when it closes; a region that
+    opens while the limit is set changes nothing.  (A limiter per region, before, went wrong when two
+    threads' regions overlapped: the second captured the first's limit as "the original", and restored
+    it last, leaving BLAS on one thread for the rest of the process.)  What remains: a region still open
+    after the one that set the limit has closed runs with the libraries' own thread count until it
+    ends (threadpoolctl lets one thread at a time control OpenBLAS: the limit cannot be handed over)."""
+    return _BlasRegion()
+
+
+def _controller():
     global _CONTROLLER
     if _CONTROLLER is None:  # scan the loaded libraries once (about a millisecond)
         import scipy.linalg.cython_blas  # noqa: F401  (the BLAS/LAPACK that Numba and SciPy call)
         import scipy.linalg.cython_lapack  # noqa: F401
         from threadpoolctl import ThreadpoolController
         _CONTROLLER = ThreadpoolController()
-    return _CONTROLLER.limit(limits=1, user_api="blas")
+    return _CONTROLLER
+
+
+class _BlasRegion:
+    """One ``blas_single_thread()`` region; ``limiter`` is set when this region set the limit."""
+    __slots__ = ("limiter",)
+
+    def __enter__(self):
+        global _BLAS_LIMITER
+        self.limiter = None
+        with _BLAS_LOCK:
+            if _BLAS_LIMITER is None:
+                self.limiter = _controller().limit(limits=1, user_api="blas")
+                self.limiter.__enter__()
+                _BLAS_LIMITER = self.limiter
+        return self
+
+    def __exit__(self, *exc):
+        global _BLAS_LIMITER
+        if self.limiter is not None:
+            with _BLAS_LOCK:
+                _BLAS_LIMITER = None
+                limiter, self.limiter = self.limiter, None
+                limiter.__exit__(None, None, None)
+        return False
+
+
+def _after_fork_in_child():
+    """A forked child has only the thread that called fork: the pool's workers are gone (work handed
+    to them would wait forever) and a lock another thread held stays held.  Start afresh.  (A fork
+    inside a blas_single_thread region leaves the child's BLAS on one thread.)"""
+    global _POOL, _POOL_SIZE, _POOL_LOCK, _BLAS_LOCK, _BLAS_LIMITER
+    _POOL, _POOL_SIZE, _POOL_LOCK = None, 0, threading.Lock()
+    _BLAS_LOCK, _BLAS_LIMITER = threading.Lock(), None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _mark_worker():
