@@ -135,3 +135,27 @@ def test_pool_results_in_order_from_two_threads_at_once():
         t.join()
     assert out["a"] == [i * i for i in range(37)]
     assert out["b"] == [1000 + i * i for i in range(37)]
+
+
+def test_public_calls_from_two_threads_at_once_equal_sequential_ones():
+    """The claim of docs/api.md: rf functions called from two threads at once give the results they give
+    one after the other (shared pool, BLAS regions overlapping)."""
+    import numpy as np
+    import rinit_fast as rf
+
+    def work(seed):
+        W = rf.sample("glorot_normal", 40, batch=6, seed=seed)
+        Q = rf.sample("orthogonal", 24, batch=3, seed=seed)     # LAPACK inside blas_single_thread
+        return W, rf.spectral_radius(W).radius, rf.spectral_norm(W).norm, Q
+
+    want = {s: work(s) for s in (3, 4)}
+    got = {}
+    ts = [threading.Thread(target=lambda s=s: got.__setitem__(s, [work(s) for _ in range(3)])) for s in (3, 4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    for s in (3, 4):
+        for rep in got[s]:
+            for a, b in zip(rep, want[s]):
+                np.testing.assert_array_equal(a, b)
