@@ -55,10 +55,12 @@ _FORK_CHILD = textwrap.dedent("""
 """)
 
 
-def test_a_forked_child_uses_kernels_the_parent_used():
+def test_a_forked_child_uses_kernels_the_parent_used(tmp_path):
     """Fork after rf.spectral_radius (the pool started) while another thread holds a kernel's lock: the
-    child computes the same radii and takes that lock (before: it waited forever in pool.map)."""
-    p = subprocess.run([sys.executable, "-c", _FORK_CHILD], capture_output=True, text=True, timeout=600)
+    child computes the same radii and takes that lock (before: it waited forever in pool.map).  -P and
+    a working directory outside the checkout: the installed package, not the source tree's rinit_fast/."""
+    p = subprocess.run([sys.executable, "-P", "-c", _FORK_CHILD], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=600)
     assert p.returncode == 0, (p.returncode, p.stdout[-2000:], p.stderr[-2000:])
 
 
