@@ -11,7 +11,6 @@ import pytest
 
 from rinit_fast.kernels.cpu import threads
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
 _FORK_CHILD = textwrap.dedent("""
     import os, sys, threading, time
@@ -55,6 +54,7 @@ _FORK_CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_uses_kernels_the_parent_used(tmp_path):
     """Fork after rf.spectral_radius (the pool started) while another thread holds a kernel's lock: the
     child computes the same radii and takes that lock (before: it waited forever in pool.map).  -P and
